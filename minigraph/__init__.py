@@ -1,0 +1,36 @@
+"""minigraph: a small define-then-run computation-graph framework for convolutional networks.
+
+    import minigraph as mg
+    from minigraph import ops
+
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 3), name="x")
+        w = mg.variable(np.ones((3, 2), "float32"), name="w")
+        y = ops.sum(ops.relu(ops.matmul(x, w)))
+        (gw,) = mg.gradients(y, [w])
+    sess = mg.Session(g)
+    sess.run([y, gw], feed={x: batch})
+"""
+__version__ = "0.1.0"
+
+from .autodiff import gradients
+from .errors import BackendError, CheckpointError, FeedError, GraphError, MinigraphError, ShapeError
+from .graph import Graph, Node, get_default_graph, name_scope, reset_default_graph
+from .op import Cost, Op, apply, constant, placeholder, placeholder_with_default, variable
+from .session import Session
+from .spec import Spec
+from . import testing  # noqa: E402
+from minigraph import ops  # noqa: E402  (the ops/ folder, installed as minigraph.ops)
+
+
+def assign(var, value, name=None):
+    """A node that sets variable `var` to `value` when run (see `ops.assign`)."""
+    return ops.assign(var, value, name)
+
+
+__all__ = [
+    "__version__", "gradients", "BackendError", "CheckpointError", "FeedError", "GraphError",
+    "MinigraphError", "ShapeError", "Graph", "Node", "get_default_graph", "name_scope",
+    "reset_default_graph", "Cost", "Op", "apply", "constant", "placeholder",
+    "placeholder_with_default", "variable", "Session", "Spec", "testing", "ops", "assign",
+]

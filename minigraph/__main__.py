@@ -1,0 +1,5 @@
+import sys
+
+from minigraph.cli import main
+
+sys.exit(main())

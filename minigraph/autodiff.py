@@ -1,0 +1,106 @@
+"""Symbolic reverse-mode differentiation: gradients are new nodes in the same graph.
+
+`gradients(ys, xs)` walks the nodes that lie on a path from `xs` to `ys` in reverse
+topological order, asks each op for its input gradients (`op.gradient(node, out_grad)`),
+and sums the contributions of every path. The gradient nodes of a node `a/b` are built in
+the scope `a/b_grad`, so they can be run, rendered and differentiated like any others.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Union
+
+from .errors import GraphError, ShapeError
+from .graph import Node, graph_of
+from .spec import fmt, shapes_compatible
+
+Nodes = Union[Node, Sequence[Node]]
+
+
+def _as_list(value: Nodes, what: str) -> List[Node]:
+    items = [value] if isinstance(value, Node) else list(value)
+    for v in items:
+        if not isinstance(v, Node):
+            raise TypeError(f"gradients: {what} must be nodes, got {type(v).__name__}")
+    return items
+
+
+def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None) -> List[Node]:
+    """d(sum of ys)/d(x) for each x in `xs`, as nodes of the same shapes, in the same order.
+
+    `grad_ys` (one node or value per y) weights each y; it defaults to ones. An `x` that
+    the ys do not depend on gets a zeros node.
+    """
+    from minigraph import ops
+
+    ys = _as_list(ys, "ys")
+    xs = _as_list(xs, "xs")
+    graph = graph_of(ys + xs)
+    for x in xs:
+        if x.dtype.kind != "f":
+            raise GraphError(f"gradients: cannot differentiate with respect to {x.name!r} of dtype {x.dtype}")
+    if grad_ys is None:
+        grad_ys = [None] * len(ys)
+    else:
+        grad_ys = [grad_ys] if not isinstance(grad_ys, (list, tuple)) else list(grad_ys)
+        if len(grad_ys) != len(ys):
+            raise ValueError(f"gradients: {len(grad_ys)} grad_ys for {len(ys)} ys")
+
+    on_path = {n.index for n in graph.ancestors(ys)} & {n.index for n in graph.descendants(xs)}
+    on_path = {i for i in on_path if graph.nodes[i].dtype.kind == "f"}
+    scopes: Dict[int, str] = {}
+
+    def scope(node: Node):
+        """The node's `<name>_grad` scope, one per node for this call."""
+        if node.index not in scopes:
+            scopes[node.index] = graph._unique(node.name + "_grad")
+        return graph.absolute_scope(scopes[node.index], unique=False)
+
+    pending: Dict[int, List[Node]] = {}
+    for y, gy in zip(ys, grad_ys):
+        if y.index not in on_path:
+            continue
+        with scope(y):
+            seed = ops.ones_like(y) if gy is None else _seed(gy, y)
+        pending.setdefault(y.index, []).append(seed)
+
+    x_index = {x.index for x in xs}
+    final: Dict[int, Node] = {}
+    for i in sorted(on_path, reverse=True):
+        parts = pending.pop(i, None)
+        if not parts:
+            continue
+        node = graph.nodes[i]
+        with scope(node):
+            g = parts[0] if len(parts) == 1 else ops.add_n(parts)
+            if i in x_index:
+                final[i] = g
+            if not node.inputs:
+                continue
+            in_grads = node.op.gradient(node, g)
+        if len(in_grads) != len(node.inputs):
+            raise RuntimeError(f"{node.kind}.gradient returned {len(in_grads)} gradients for {len(node.inputs)} inputs")
+        for x, gx in zip(node.inputs, in_grads):
+            if gx is None or x.index not in on_path:
+                continue
+            if not shapes_compatible(gx.shape, x.shape) or gx.dtype != x.dtype:
+                raise ShapeError(f"gradient of {node.kind} {node.name!r} for input {x.name!r}: "
+                                 f"got {fmt(gx.shape)} {gx.dtype}, expected {fmt(x.shape)} {x.dtype}")
+            pending.setdefault(x.index, []).append(gx)
+
+    out = []
+    for x in xs:
+        if x.index in final:
+            out.append(final[x.index])
+        else:
+            with scope(x):
+                out.append(ops.zeros_like(x))
+    return out
+
+
+def _seed(gy, y: Node) -> Node:
+    from .op import constant
+
+    g = gy if isinstance(gy, Node) else constant(gy, dtype=y.dtype, name="grad_y")
+    if not shapes_compatible(g.shape, y.shape) or g.dtype != y.dtype:
+        raise ShapeError(f"grad_ys for {y.name!r} has {fmt(g.shape)} {g.dtype}, expected {fmt(y.shape)} {y.dtype}")
+    return g

@@ -1,0 +1,39 @@
+"""The `minigraph` command. Each subcommand lives in a small `_add_<name>` function."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+import minigraph
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minigraph",
+        description="minigraph: define-then-run computation graphs for convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"minigraph {minigraph.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+_SUBCOMMANDS: list = []
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except minigraph.MinigraphError as exc:
+        print(f"minigraph: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The exceptions minigraph raises on bad input.
+
+Every error names the node (and where useful the op and the shapes) it is about, so a
+user never has to read a NumPy traceback from inside a kernel.
+"""
+
+
+class MinigraphError(Exception):
+    """Base class of every error minigraph raises on purpose."""
+
+
+class ShapeError(MinigraphError, ValueError):
+    """A shape or dtype mismatch found while building the graph."""
+
+
+class FeedError(MinigraphError, ValueError):
+    """A missing, mis-shaped or mistyped feed found before a run starts."""
+
+
+class GraphError(MinigraphError, ValueError):
+    """A node used with the wrong graph, fed when it cannot be, or similar misuse."""
+
+
+class BackendError(MinigraphError, RuntimeError):
+    """An unknown array backend, or one whose library or device is missing."""
+
+
+class CheckpointError(MinigraphError, ValueError):
+    """A checkpoint that is missing, corrupt, or does not match the session's variables."""

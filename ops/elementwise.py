@@ -1,0 +1,352 @@
+"""Elementwise ops with NumPy broadcasting: add sub mul div neg relu exp log sqrt square.
+
+Gradients of broadcast inputs are summed back to the input's shape (`sum_like`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, List, Optional
+
+from minigraph.errors import ShapeError
+from minigraph.op import Op, apply, check_float
+from minigraph.spec import Spec, fmt
+
+
+def broadcast_shapes(a: tuple, b: tuple) -> tuple:
+    """NumPy's broadcasting rule on static shapes (None = unknown)."""
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x == 1:
+            out.append(y)
+        elif y == 1:
+            out.append(x)
+        elif x is None:
+            out.append(y)
+        elif y is None or x == y:
+            out.append(x)
+        else:
+            raise ShapeError(f"shapes {fmt(a)} and {fmt(b)} do not broadcast")
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Binary(Op):
+    """Shared shape rule of the broadcasting binary ops."""
+
+    def infer(self, a: Spec, b: Spec) -> Spec:
+        check_float(a, b)
+        return Spec(broadcast_shapes(a.shape, b.shape), a.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unary(Op):
+    """Shared shape rule of the unary float ops."""
+
+    def infer(self, x: Spec) -> Spec:
+        check_float(x)
+        return x
+
+
+@dataclasses.dataclass(frozen=True)
+class Add(Binary):
+    kind: ClassVar[str] = "add"
+
+    def forward(self, xp, a, b):
+        return a + b
+
+    def gradient(self, node, g):
+        a, b = node.inputs
+        return [sum_like(g, a), sum_like(g, b)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sub(Binary):
+    kind: ClassVar[str] = "sub"
+
+    def forward(self, xp, a, b):
+        return a - b
+
+    def gradient(self, node, g):
+        a, b = node.inputs
+        return [sum_like(g, a), sum_like(neg(g), b)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mul(Binary):
+    kind: ClassVar[str] = "mul"
+
+    def forward(self, xp, a, b):
+        return a * b
+
+    def gradient(self, node, g):
+        a, b = node.inputs
+        return [sum_like(mul(g, b), a), sum_like(mul(g, a), b)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Div(Binary):
+    kind: ClassVar[str] = "div"
+
+    def forward(self, xp, a, b):
+        return a / b
+
+    def gradient(self, node, g):
+        a, b = node.inputs
+        ga = div(g, b)
+        return [sum_like(ga, a), sum_like(neg(mul(ga, node)), b)]
+
+
+@dataclasses.dataclass(frozen=True)
+class AddN(Op):
+    """The sum of several same-shaped tensors (autodiff's accumulator)."""
+
+    kind: ClassVar[str] = "add_n"
+
+    def infer(self, *xs: Spec) -> Spec:
+        check_float(*xs)
+        shape = xs[0].shape
+        for x in xs[1:]:
+            shape = broadcast_shapes(shape, x.shape)
+        return Spec(shape, xs[0].dtype)
+
+    def forward(self, xp, *xs):
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out += x
+        return out
+
+    def gradient(self, node, g):
+        return [sum_like(g, x) for x in node.inputs]
+
+
+@dataclasses.dataclass(frozen=True)
+class Neg(Unary):
+    kind: ClassVar[str] = "neg"
+
+    def forward(self, xp, x):
+        return -x
+
+    def gradient(self, node, g):
+        return [neg(g)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Relu(Unary):
+    kind: ClassVar[str] = "relu"
+
+    def forward(self, xp, x):
+        return xp.maximum(x, 0)
+
+    def gradient(self, node, g):
+        return [mul(g, step(node.inputs[0]))]
+
+
+@dataclasses.dataclass(frozen=True)
+class Step(Unary):
+    """1 where x > 0, else 0 (relu's derivative; its own derivative is zero)."""
+
+    kind: ClassVar[str] = "step"
+
+    def forward(self, xp, x):
+        return (x > 0).astype(x.dtype)
+
+    def gradient(self, node, g):
+        return [None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exp(Unary):
+    kind: ClassVar[str] = "exp"
+
+    def forward(self, xp, x):
+        return xp.exp(x)
+
+    def gradient(self, node, g):
+        return [mul(g, node)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Log(Unary):
+    kind: ClassVar[str] = "log"
+
+    def forward(self, xp, x):
+        return xp.log(x)
+
+    def gradient(self, node, g):
+        return [div(g, node.inputs[0])]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sqrt(Unary):
+    kind: ClassVar[str] = "sqrt"
+
+    def forward(self, xp, x):
+        return xp.sqrt(x)
+
+    def gradient(self, node, g):
+        return [div(mul(g, 0.5), node)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Square(Unary):
+    kind: ClassVar[str] = "square"
+
+    def forward(self, xp, x):
+        return x * x
+
+    def gradient(self, node, g):
+        return [mul(g, mul(node.inputs[0], 2.0))]
+
+
+@dataclasses.dataclass(frozen=True)
+class SumLike(Op):
+    """`g` summed over its broadcast axes down to the run-time shape of `like`."""
+
+    kind: ClassVar[str] = "sum_like"
+
+    def infer(self, g: Spec, like: Spec) -> Spec:
+        broadcast_shapes(g.shape, like.shape)
+        return Spec(like.shape, g.dtype)
+
+    def forward(self, xp, g, like):
+        if g.shape == like.shape:
+            return g
+        lead = g.ndim - like.ndim
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, d in enumerate(like.shape) if d == 1 and g.shape[i + lead] != 1)
+        out = g.sum(axis=axes, keepdims=True) if axes else g
+        return out.reshape(like.shape)
+
+    def gradient(self, node, gg):
+        return [broadcast_like(gg, node.inputs[0]), None]
+
+
+@dataclasses.dataclass(frozen=True)
+class BroadcastLike(Op):
+    """`x` broadcast to the run-time shape of `like`."""
+
+    kind: ClassVar[str] = "broadcast_like"
+
+    def infer(self, x: Spec, like: Spec) -> Spec:
+        shape = broadcast_shapes(x.shape, like.shape)
+        if len(shape) != len(like.shape):
+            raise ShapeError(f"cannot broadcast {fmt(x.shape)} to {fmt(like.shape)}")
+        return Spec(like.shape, x.dtype)
+
+    def forward(self, xp, x, like):
+        if x.shape == like.shape:
+            return x
+        return xp.broadcast_to(x, like.shape).copy()
+
+    def gradient(self, node, gg):
+        return [sum_like(gg, node.inputs[0]), None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fill(Op):
+    """An array of `value` with the run-time shape and the dtype of `like`."""
+
+    kind: ClassVar[str] = "fill"
+    value: float
+
+    def infer(self, like: Spec) -> Spec:
+        return like
+
+    def forward(self, xp, like):
+        return xp.full(like.shape, self.value, dtype=like.dtype)
+
+    def gradient(self, node, g):
+        return [None]
+
+
+# builders --------------------------------------------------------------------------
+
+
+def add(a, b, name: Optional[str] = None):
+    """a + b with broadcasting."""
+    return apply(Add(), [a, b], name)
+
+
+def sub(a, b, name: Optional[str] = None):
+    """a - b with broadcasting."""
+    return apply(Sub(), [a, b], name)
+
+
+def mul(a, b, name: Optional[str] = None):
+    """a * b with broadcasting."""
+    return apply(Mul(), [a, b], name)
+
+
+def div(a, b, name: Optional[str] = None):
+    """a / b with broadcasting."""
+    return apply(Div(), [a, b], name)
+
+
+def add_n(xs: List, name: Optional[str] = None):
+    """The sum of a list of tensors."""
+    xs = list(xs)
+    if len(xs) == 1:
+        return xs[0]
+    return apply(AddN(), xs, name)
+
+
+def neg(x, name: Optional[str] = None):
+    """-x."""
+    return apply(Neg(), [x], name)
+
+
+def relu(x, name: Optional[str] = None):
+    """max(x, 0)."""
+    return apply(Relu(), [x], name)
+
+
+def step(x, name: Optional[str] = None):
+    """1 where x > 0 else 0, in x's dtype (not differentiable: its gradient is zero)."""
+    return apply(Step(), [x], name)
+
+
+def exp(x, name: Optional[str] = None):
+    """e**x."""
+    return apply(Exp(), [x], name)
+
+
+def log(x, name: Optional[str] = None):
+    """The natural logarithm."""
+    return apply(Log(), [x], name)
+
+
+def sqrt(x, name: Optional[str] = None):
+    """The square root."""
+    return apply(Sqrt(), [x], name)
+
+
+def square(x, name: Optional[str] = None):
+    """x * x."""
+    return apply(Square(), [x], name)
+
+
+def sum_like(g, like, name: Optional[str] = None):
+    """`g` reduced by summation to the shape of `like` (undoes broadcasting)."""
+    if g.shape == like.shape and None not in g.shape:
+        return g
+    return apply(SumLike(), [g, like], name)
+
+
+def broadcast_like(x, like, name: Optional[str] = None):
+    """`x` broadcast to the shape of `like`."""
+    if x.shape == like.shape and None not in x.shape:
+        return x
+    return apply(BroadcastLike(), [x, like], name)
+
+
+def zeros_like(x, name: Optional[str] = None):
+    """Zeros of x's shape and dtype."""
+    return apply(Fill(0.0), [x], name or "zeros_like")
+
+
+def ones_like(x, name: Optional[str] = None):
+    """Ones of x's shape and dtype."""
+    return apply(Fill(1.0), [x], name or "ones_like")

@@ -1,0 +1,134 @@
+"""Reductions: sum and mean over axes (all axes by default), with keepdims."""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Optional, Tuple
+
+import numpy as np
+
+from minigraph.errors import ShapeError
+from minigraph.op import Op, apply, check_float
+from minigraph.spec import Spec, fmt
+
+from .elementwise import broadcast_like, mul
+
+
+def normalize_axes(axis, ndim: int, shape=None) -> Tuple[int, ...]:
+    """Sorted non-negative axes from None, an int or a sequence; errors name the shape."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"axis {a} is out of range for shape {fmt(shape) if shape else ndim}")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"repeated axis in {axes}")
+    return tuple(sorted(out))
+
+
+def _reduced(spec: Spec, axes, keepdims: bool) -> Spec:
+    if keepdims:
+        shape = tuple(1 if i in axes else d for i, d in enumerate(spec.shape))
+    else:
+        shape = tuple(d for i, d in enumerate(spec.shape) if i not in axes)
+    return Spec(shape, spec.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sum(Op):
+    kind: ClassVar[str] = "sum"
+    axes: Tuple[int, ...]
+    keepdims: bool = False
+
+    def infer(self, x: Spec) -> Spec:
+        check_float(x)
+        return _reduced(x, self.axes, self.keepdims)
+
+    def forward(self, xp, x):
+        return x.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def gradient(self, node, g):
+        x = node.inputs[0]
+        g = g if self.keepdims else expand_dims(g, self.axes)
+        return [broadcast_like(g, x)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mean(Op):
+    kind: ClassVar[str] = "mean"
+    axes: Tuple[int, ...]
+    keepdims: bool = False
+
+    def infer(self, x: Spec) -> Spec:
+        check_float(x)
+        return _reduced(x, self.axes, self.keepdims)
+
+    def forward(self, xp, x):
+        return x.mean(axis=self.axes, keepdims=self.keepdims)
+
+    def gradient(self, node, g):
+        x = node.inputs[0]
+        g = g if self.keepdims else expand_dims(g, self.axes)
+        return [mul(broadcast_like(g, x), reciprocal_count(x, self.axes))]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpandDims(Op):
+    """Insert size-1 axes at `axes` (positions in the result)."""
+
+    kind: ClassVar[str] = "expand_dims"
+    axes: Tuple[int, ...]
+
+    def infer(self, x: Spec) -> Spec:
+        shape = list(x.shape)
+        for a in self.axes:
+            shape.insert(a, 1)
+        return Spec(tuple(shape), x.dtype)
+
+    def forward(self, xp, x):
+        return xp.expand_dims(x, self.axes)
+
+    def gradient(self, node, g):
+        return [apply(Sum(self.axes, False), [g])]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReciprocalCount(Op):
+    """1 / (number of elements of x along `axes`), a scalar in x's dtype."""
+
+    kind: ClassVar[str] = "reciprocal_count"
+    axes: Tuple[int, ...]
+
+    def infer(self, x: Spec) -> Spec:
+        return Spec((), x.dtype)
+
+    def forward(self, xp, x):
+        count = 1
+        for a in self.axes:
+            count *= x.shape[a]
+        return xp.asarray(1.0 / max(count, 1), dtype=x.dtype)
+
+    def gradient(self, node, g):
+        return [None]
+
+
+def sum(x, axis=None, keepdims: bool = False, name: Optional[str] = None):  # noqa: A001
+    """The sum over `axis` (None: all axes)."""
+    return apply(Sum(normalize_axes(axis, x.ndim, x.shape), bool(keepdims)), [x], name)
+
+
+def mean(x, axis=None, keepdims: bool = False, name: Optional[str] = None):
+    """The mean over `axis` (None: all axes)."""
+    return apply(Mean(normalize_axes(axis, x.ndim, x.shape), bool(keepdims)), [x], name)
+
+
+def expand_dims(x, axes, name: Optional[str] = None):
+    """x with size-1 axes inserted at `axes` (positions in the result)."""
+    return apply(ExpandDims(tuple(sorted(axes))), [x], name)
+
+
+def reciprocal_count(x, axes, name: Optional[str] = None):
+    """1 / the run-time number of elements of x along `axes`."""
+    return apply(ReciprocalCount(tuple(axes)), [x], name)

@@ -1,0 +1,1 @@
+"""Graphviz rendering of minigraph graphs (installed as minigraph.viz)."""
