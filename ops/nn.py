@@ -26,6 +26,7 @@ class Softmax(Op):
 
     def infer(self, x: Spec) -> Spec:
         check_float(x)
+        normalize_axes(self.axis, len(x.shape), x.shape)
         return x
 
     def forward(self, xp, x):
@@ -47,6 +48,7 @@ class LogSoftmax(Op):
 
     def infer(self, x: Spec) -> Spec:
         check_float(x)
+        normalize_axes(self.axis, len(x.shape), x.shape)
         return x
 
     def forward(self, xp, x):
@@ -113,12 +115,12 @@ class OneHot(Op):
 
 def softmax(x, axis: int = -1, name: Optional[str] = None):
     """exp(x) / sum(exp(x)) along `axis` (stable for large inputs)."""
-    return apply(Softmax(normalize_axes(axis, x.ndim, x.shape)[0]), [x], name)
+    return apply(Softmax(int(axis)), [x], name)
 
 
 def log_softmax(x, axis: int = -1, name: Optional[str] = None):
     """log(softmax(x)) along `axis`, computed as x - logsumexp(x) (stable)."""
-    return apply(LogSoftmax(normalize_axes(axis, x.ndim, x.shape)[0]), [x], name)
+    return apply(LogSoftmax(int(axis)), [x], name)
 
 
 def softmax_cross_entropy(logits, labels, name: Optional[str] = None):

@@ -37,41 +37,45 @@ def _reduced(spec: Spec, axes, keepdims: bool) -> Spec:
 
 
 @dataclasses.dataclass(frozen=True)
-class Sum(Op):
-    kind: ClassVar[str] = "sum"
-    axes: Tuple[int, ...]
+class Reduction(Op):
+    """Shared shape rule: `axis` is None (all), an int or a tuple; negative axes count from the end."""
+
+    axis: Optional[Tuple[int, ...]]
     keepdims: bool = False
 
     def infer(self, x: Spec) -> Spec:
         check_float(x)
-        return _reduced(x, self.axes, self.keepdims)
+        return _reduced(x, normalize_axes(self.axis, len(x.shape), x.shape), self.keepdims)
 
-    def forward(self, xp, x):
-        return x.sum(axis=self.axes, keepdims=self.keepdims)
-
-    def gradient(self, node, g):
-        x = node.inputs[0]
-        g = g if self.keepdims else expand_dims(g, self.axes)
-        return [broadcast_like(g, x)]
+    def grad_input_shape(self, node, g):
+        """g with the reduced axes restored as size 1, and those axes."""
+        axes = normalize_axes(self.axis, node.inputs[0].ndim)
+        return (g if self.keepdims else expand_dims(g, axes)), axes
 
 
 @dataclasses.dataclass(frozen=True)
-class Mean(Op):
-    kind: ClassVar[str] = "mean"
-    axes: Tuple[int, ...]
-    keepdims: bool = False
-
-    def infer(self, x: Spec) -> Spec:
-        check_float(x)
-        return _reduced(x, self.axes, self.keepdims)
+class Sum(Reduction):
+    kind: ClassVar[str] = "sum"
 
     def forward(self, xp, x):
-        return x.mean(axis=self.axes, keepdims=self.keepdims)
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def gradient(self, node, g):
+        g, _ = self.grad_input_shape(node, g)
+        return [broadcast_like(g, node.inputs[0])]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mean(Reduction):
+    kind: ClassVar[str] = "mean"
+
+    def forward(self, xp, x):
+        return x.mean(axis=self.axis, keepdims=self.keepdims)
+
+    def gradient(self, node, g):
+        g, axes = self.grad_input_shape(node, g)
         x = node.inputs[0]
-        g = g if self.keepdims else expand_dims(g, self.axes)
-        return [mul(broadcast_like(g, x), reciprocal_count(x, self.axes))]
+        return [mul(broadcast_like(g, x), reciprocal_count(x, axes))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +95,7 @@ class ExpandDims(Op):
         return xp.expand_dims(x, self.axes)
 
     def gradient(self, node, g):
-        return [apply(Sum(self.axes, False), [g])]
+        return [sum(g, axis=self.axes)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,14 +118,20 @@ class ReciprocalCount(Op):
         return [None]
 
 
+def _axis_attr(axis) -> Optional[Tuple[int, ...]]:
+    if axis is None:
+        return None
+    return (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(int(a) for a in axis)
+
+
 def sum(x, axis=None, keepdims: bool = False, name: Optional[str] = None):  # noqa: A001
-    """The sum over `axis` (None: all axes)."""
-    return apply(Sum(normalize_axes(axis, x.ndim, x.shape), bool(keepdims)), [x], name)
+    """The sum over `axis` (None: all axes; an int or a tuple)."""
+    return apply(Sum(_axis_attr(axis), bool(keepdims)), [x], name)
 
 
 def mean(x, axis=None, keepdims: bool = False, name: Optional[str] = None):
-    """The mean over `axis` (None: all axes)."""
-    return apply(Mean(normalize_axes(axis, x.ndim, x.shape), bool(keepdims)), [x], name)
+    """The mean over `axis` (None: all axes; an int or a tuple)."""
+    return apply(Mean(_axis_attr(axis), bool(keepdims)), [x], name)
 
 
 def expand_dims(x, axes, name: Optional[str] = None):

@@ -1,0 +1,39 @@
+"""The install layout (ops/ and viz/ mapped into minigraph.*) and the command's basics."""
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import minigraph
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_subpackages_import_from_the_installed_namespace():
+    import minigraph.ops
+    import minigraph.viz
+    assert pathlib.Path(minigraph.ops.__file__).parent.name == "ops"
+    assert pathlib.Path(minigraph.viz.__file__).parent.name == "viz"
+    from minigraph import ops
+    assert ops is minigraph.ops and ops.matmul.__module__ == "minigraph.ops.linalg"
+
+
+def test_regular_wheel_maps_ops_and_viz_into_minigraph(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("minigraph-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "minigraph/ops/__init__.py" in names and "minigraph/viz/__init__.py" in names
+    assert "minigraph/ops/elementwise.py" in names
+    assert not any(n.startswith(("ops/", "viz/", "tests/")) for n in names)
+
+
+def test_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "minigraph", "--version"], capture_output=True, text=True,
+                         check=True, cwd="/")
+    assert out.stdout.strip() == f"minigraph {minigraph.__version__}"
+    help_text = subprocess.run([sys.executable, "-m", "minigraph", "--help"], capture_output=True, text=True,
+                               check=True, cwd="/").stdout
+    assert "usage: minigraph" in help_text
+    script = pathlib.Path(sys.executable).parent / "minigraph"
+    assert subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True).stdout.startswith("minigraph ")
