@@ -51,6 +51,15 @@ def _cupy_backend() -> Backend:
     return Backend("cupy", cupy, cupy.asarray, to_host, lambda seed: cupy.random.default_rng(seed))
 
 
+def unavailable_reason(name: str):
+    """Why backend `name` cannot be used here, or None when it can."""
+    try:
+        get_backend(name)
+    except BackendError as exc:
+        return str(exc)
+    return None
+
+
 def get_backend(name: str) -> Backend:
     """The backend called `name` ('numpy' or 'cupy'), or a `BackendError` saying what is missing."""
     if name == "numpy":

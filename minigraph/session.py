@@ -7,6 +7,7 @@ intermediate released right after its last use.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -43,13 +44,16 @@ class Session:
     >>> sess = mg.Session(g)
     >>> out = sess.run(h, feed={x: batch})
 
+    `backend=None` means the environment variable MINIGRAPH_BACKEND, else 'numpy'.
     `seed` seeds the session's random generator (dropout and other random ops).
     """
 
-    def __init__(self, graph: Optional[Graph] = None, backend: str = "numpy", seed: int = 0):
+    def __init__(self, graph: Optional[Graph] = None, backend: Optional[str] = None, seed: int = 0):
         self.graph = graph if graph is not None else get_default_graph()
         if not isinstance(self.graph, Graph):
             raise TypeError(f"Session expects a Graph, got {type(self.graph).__name__}")
+        if backend is None:
+            backend = os.environ.get("MINIGRAPH_BACKEND") or "numpy"
         self.backend: Backend = get_backend(backend)
         self.xp = self.backend.xp
         self.rng = self.backend.make_rng(seed)
