@@ -134,3 +134,144 @@ def softmax_cross_entropy(logits, labels, name: Optional[str] = None):
 def one_hot(labels, depth: int, dtype="float32", name: Optional[str] = None):
     """(n,) int labels -> (n, depth) one-hot rows."""
     return apply(OneHot(int(depth), str(dtype)), [labels], name)
+
+
+# ---------------------------------------------------------------------------------
+# local response normalisation and dropout (CNN ops)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelWindowSum(Op):
+    """out[:, c] = sum of x[:, c - before : c + after + 1] (zeros beyond the channel edges).
+
+    Linear; its adjoint (and so its gradient) is the window mirrored: (after, before).
+    """
+
+    kind: ClassVar[str] = "channel_window_sum"
+    before: int
+    after: int
+
+    def infer(self, x: Spec) -> Spec:
+        check_float(x)
+        if len(x.shape) < 2:
+            raise ShapeError(f"input needs a channel axis (rank >= 2), got {fmt(x.shape)}")
+        return x
+
+    def forward(self, xp, x):
+        from .kernels import channel_window_sum
+        return channel_window_sum(xp, x, self.before, self.after)
+
+    def gradient(self, node, g):
+        return [channel_window_sum(g, self.after, self.before)]
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalResponseNorm(Op):
+    """AlexNet/Caffe LRN across channels of x (N, C, ...):
+
+        y[:, c] = x[:, c] / (k + alpha / size * sum_{c' in window(c)} x[:, c']**2) ** beta
+
+    with window(c) = c - (size - 1) // 2 ... c + size // 2, zeros beyond the edges. The
+    gradient is built from differentiable ops (second order works):
+        gx = g * s**-beta - 2 * alpha * beta / size * x * W^T(g * x * s**(-beta - 1)).
+    """
+
+    kind: ClassVar[str] = "local_response_norm"
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+
+    @property
+    def window(self):
+        return (self.size - 1) // 2, self.size // 2
+
+    def infer(self, x: Spec) -> Spec:
+        check_float(x)
+        check_rank(x, 4, "input")
+        return x
+
+    def forward(self, xp, x):
+        from .kernels import channel_window_sum
+        s = channel_window_sum(xp, x * x, *self.window)
+        s *= self.alpha / self.size
+        s += self.k
+        return x * s ** -self.beta
+
+    def gradient(self, node, g):
+        from .elementwise import log, square
+        x = node.inputs[0]
+        before, after = self.window
+        s = mul(channel_window_sum(square(x), before, after), self.alpha / self.size) + self.k
+        s_pow = exp(mul(log(s), -self.beta))  # s ** -beta
+        inner = channel_window_sum(g * x * s_pow / s, after, before)
+        return [g * s_pow - mul(x * inner, 2.0 * self.alpha * self.beta / self.size)]
+
+
+@dataclasses.dataclass(frozen=True)
+class DropoutMask(Op):
+    """A mask shaped like x: when `training` (a scalar bool input) is true, each entry is
+    1 / (1 - rate) with probability 1 - rate and 0 otherwise, drawn from the session's seeded
+    generator; when false, all ones. Not differentiable (its gradient is None)."""
+
+    kind: ClassVar[str] = "dropout_mask"
+    rate: float
+
+    def infer(self, x: Spec, training: Spec) -> Spec:
+        check_float(x)
+        if training.shape != () or training.dtype.kind != "b":
+            raise ShapeError(f"training must be a scalar bool, got {fmt(training.shape)} {training.dtype}")
+        return x
+
+    def run(self, ctx, node, arrays):
+        x, training = arrays
+        xp = ctx.xp
+        if not bool(training) or self.rate == 0.0:
+            return xp.ones(x.shape, dtype=x.dtype)
+        keep = ctx.rng.random(x.shape, dtype=x.dtype) >= self.rate
+        return keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+
+    def gradient(self, node, g):
+        return [None, None]
+
+
+def channel_window_sum(x, before: int, after: int, name: Optional[str] = None):
+    """Sum over the channel window c - before ... c + after (axis 1), zeros beyond the edges."""
+    return apply(ChannelWindowSum(int(before), int(after)), [x], name)
+
+
+def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+                        name: Optional[str] = None):
+    """Local response normalisation across channels, AlexNet/Caffe form (as in GoogLeNet):
+    y = x / (k + alpha / size * sum over `size` channels centred on c of x**2) ** beta.
+    x (N, C, H, W) -> same shape and dtype."""
+    if not isinstance(size, (int,)) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
+    if k <= 0:
+        raise ValueError(f"local_response_norm: k must be > 0, got {k!r}")
+    return apply(LocalResponseNorm(int(size), float(alpha), float(beta), float(k)), [x], name)
+
+
+def dropout(x, rate: float, training, name: Optional[str] = None):
+    """Inverted dropout: when training, each entry is zeroed with probability `rate` and the
+    rest scaled by 1 / (1 - rate); when not, x unchanged. `training` is a Python bool or a
+    scalar bool node (e.g. `mg.placeholder_with_default(False)`). Masks come from the
+    session's seeded generator (`mg.Session(g, seed=...)`), a new one each run."""
+    import numpy as np
+
+    from minigraph.graph import Node, graph_of
+    from minigraph.op import constant
+
+    from .state import identity
+
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate must be a number in [0, 1), got {rate!r}")
+    if not isinstance(training, Node):
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"dropout: training must be a bool or a scalar bool node, got {training!r}")
+        if not training or rate == 0.0:
+            return identity(x, name or "dropout")
+        with graph_of([x]):
+            training = constant(True, name="training")
+    mask = apply(DropoutMask(float(rate)), [x, training], "dropout_mask")
+    return mul(x, mask, name or "dropout")

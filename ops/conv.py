@@ -1,0 +1,240 @@
+"""2-D convolution (NCHW, filters (F, C, KH, KW)) and its two backprop ops.
+
+    out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+
+As in TensorFlow, the gradient of `Conv2D` uses two dedicated ops, each the adjoint of the
+convolution in one argument and each differentiable in turn, so the three ops close under
+differentiation (second and higher derivatives work):
+
+- `Conv2DBackpropInput(g, w)` -> x-shaped, a transposed convolution. Its input size (H, W)
+  is an attribute (`input_hw`): the gradient of a conv therefore needs static H and W.
+- `Conv2DBackpropFilter(x, g)` -> w-shaped; the kernel size (KH, KW) is an attribute.
+
+With <a, b> the sum of a * b: <conv(x, w), g> = <x, BPI(g, w)> = <w, BPF(x, g)>, which gives
+every gradient below. Padding is stored resolved, ((top, bottom), (left, right)).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Optional
+
+import numpy as np
+
+from minigraph.errors import ShapeError
+from minigraph.graph import Node
+from minigraph.op import Cost, Op, apply, check_float, check_rank
+from minigraph.spec import Spec, dims_compatible, fmt, num_elements
+
+from . import kernels
+from .kernels import Pads, Pair
+from .reductions import sum as reduce_sum
+
+
+def _check_channels(x: Spec, w: Spec, what: str = "input") -> None:
+    if not dims_compatible(x.shape[1], w.shape[1]):
+        raise ShapeError(f"{what} {fmt(x.shape)} has {x.shape[1]} channels but the filter "
+                         f"{fmt(w.shape)} expects {w.shape[1]}")
+
+
+def _check_bias(b: Spec, w: Spec) -> None:
+    check_rank(b, 1, "bias")
+    if not dims_compatible(b.shape[0], w.shape[0]):
+        raise ShapeError(f"bias {fmt(b.shape)} does not match the {w.shape[0]} filters of {fmt(w.shape)}")
+
+
+def _check_out(got, expected, what: str) -> None:
+    if any(not dims_compatible(a, b) for a, b in zip(got, expected)):
+        raise ShapeError(f"{what} has spatial size {fmt(tuple(got))} but the convolution "
+                         f"produces {fmt(tuple(expected))}")
+
+
+def static_hw(node: Node, op: str) -> Pair:
+    """The static (H, W) of an NCHW node, or a ShapeError saying the gradient needs them."""
+    h, w = node.shape[2:]
+    if h is None or w is None:
+        raise ShapeError(f"{op} {node.name!r}: the gradient needs static spatial dimensions, got {fmt(node.shape)}")
+    return (h, w)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2D(Op):
+    """x (N, C, H, W) * w (F, C, KH, KW) [+ b (F,)] -> (N, F, OH, OW)."""
+
+    kind: ClassVar[str] = "conv2d"
+    stride: Pair = (1, 1)
+    padding: Pads = ((0, 0), (0, 0))
+    dilation: Pair = (1, 1)
+
+    def infer(self, x: Spec, w: Spec, *bias: Spec) -> Spec:
+        check_rank(x, 4, "input")
+        check_rank(w, 4, "filter")
+        check_float(x, w, *bias)
+        _check_channels(x, w)
+        if bias:
+            _check_bias(bias[0], w)
+        oh, ow = kernels.check_fits(x.shape[2:], w.shape[2:], self.stride, self.dilation, self.padding)
+        return Spec((x.shape[0], w.shape[0], oh, ow), x.dtype)
+
+    def forward(self, xp, x, w, b=None):
+        out = kernels.conv2d_forward(xp, x, w, self.stride, self.padding, self.dilation)
+        if b is not None:
+            out += b.reshape(1, -1, 1, 1)
+        return out
+
+    def gradient(self, node, g):
+        x, w = node.inputs[:2]
+        args = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+        grads = [conv2d_backprop_input(g, w, static_hw(x, self.kind), **args),
+                 conv2d_backprop_filter(x, g, tuple(w.shape[2:]), **args)]
+        if len(node.inputs) == 3:
+            grads.append(reduce_sum(g, axis=(0, 2, 3)))
+        return grads
+
+    def cost(self, node) -> Cost:
+        """params: elements of the filter and bias inputs; macs: see `conv_cost_macs`."""
+        params = sum(num_elements(x.shape) or 0 for x in node.inputs[1:])
+        return Cost(params, conv_cost_macs(node.shape, node.inputs[1].shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2DBackpropInput(Op):
+    """g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W) with (H, W) = `input_hw`:
+    the gradient of conv2d with respect to its input (a transposed convolution)."""
+
+    kind: ClassVar[str] = "conv2d_backprop_input"
+    input_hw: Pair
+    stride: Pair = (1, 1)
+    padding: Pads = ((0, 0), (0, 0))
+    dilation: Pair = (1, 1)
+
+    def infer(self, g: Spec, w: Spec) -> Spec:
+        check_rank(g, 4, "output gradient")
+        check_rank(w, 4, "filter")
+        check_float(g, w)
+        if not dims_compatible(g.shape[1], w.shape[0]):
+            raise ShapeError(f"output gradient {fmt(g.shape)} has {g.shape[1]} channels, "
+                             f"the filter {fmt(w.shape)} has {w.shape[0]} filters")
+        if None in w.shape[2:]:
+            raise ShapeError(f"the filter needs a static kernel size, got {fmt(w.shape)}")
+        out = kernels.check_fits(self.input_hw, w.shape[2:], self.stride, self.dilation, self.padding)
+        _check_out(g.shape[2:], out, f"output gradient {fmt(g.shape)}")
+        return Spec((g.shape[0], w.shape[1]) + tuple(self.input_hw), g.dtype)
+
+    def forward(self, xp, g, w):
+        return kernels.conv2d_backprop_input(xp, g, w, self.input_hw, self.stride, self.padding, self.dilation)
+
+    def gradient(self, node, gg):
+        g, w = node.inputs
+        args = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+        return [conv2d(gg, w, **args), conv2d_backprop_filter(gg, g, tuple(w.shape[2:]), **args)]
+
+    def cost(self, node) -> Cost:
+        g, w = node.inputs
+        return Cost(0, conv_cost_macs(g.shape, w.shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2DBackpropFilter(Op):
+    """x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW) with (KH, KW) = `filter_hw`:
+    the gradient of conv2d with respect to its filter."""
+
+    kind: ClassVar[str] = "conv2d_backprop_filter"
+    filter_hw: Pair
+    stride: Pair = (1, 1)
+    padding: Pads = ((0, 0), (0, 0))
+    dilation: Pair = (1, 1)
+
+    def infer(self, x: Spec, g: Spec) -> Spec:
+        check_rank(x, 4, "input")
+        check_rank(g, 4, "output gradient")
+        check_float(x, g)
+        if not dims_compatible(x.shape[0], g.shape[0]):
+            raise ShapeError(f"batch sizes differ: input {fmt(x.shape)}, output gradient {fmt(g.shape)}")
+        out = kernels.check_fits(x.shape[2:], self.filter_hw, self.stride, self.dilation, self.padding)
+        _check_out(g.shape[2:], out, f"output gradient {fmt(g.shape)}")
+        return Spec((g.shape[1], x.shape[1]) + tuple(self.filter_hw), x.dtype)
+
+    def forward(self, xp, x, g):
+        return kernels.conv2d_backprop_filter(xp, x, g, self.filter_hw, self.stride, self.padding, self.dilation)
+
+    def gradient(self, node, gw):
+        x, g = node.inputs
+        args = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+        return [conv2d_backprop_input(g, gw, static_hw(x, self.kind), **args), conv2d(x, gw, **args)]
+
+    def cost(self, node) -> Cost:
+        x, g = node.inputs
+        return Cost(0, conv_cost_macs(g.shape, (g.shape[1], x.shape[1]) + tuple(self.filter_hw)))
+
+
+def conv_cost_macs(out_shape, w_shape) -> int:
+    """Multiply-adds of a convolution: output elements x C_in x KH x KW.
+
+    A batch of None counts as 1 (per-example figures, as summaries show them); a known batch
+    is counted. 0 when another dimension is unknown.
+    """
+    outs = num_elements((out_shape[0] or 1,) + tuple(out_shape[1:]))
+    per = num_elements(tuple(w_shape[1:]))
+    return outs * per if outs is not None and per is not None else 0
+
+
+# builders ------------------------------------------------------------------------
+
+
+def _shape(v):
+    return v.shape if isinstance(v, Node) else np.shape(v)
+
+
+def _geometry(x_shape, w_shape, stride, padding, dilation, what: str):
+    stride = kernels.as_pair(stride, f"{what}: stride")
+    dilation = kernels.as_pair(dilation, f"{what}: dilation")
+    if len(x_shape) == 4 and len(w_shape) == 4 and None not in w_shape[2:]:
+        pads = kernels.resolve_padding(padding, x_shape[2:], tuple(w_shape[2:]), stride, dilation,
+                                       what=f"{what}: padding")
+    else:  # ranks are wrong: the op's shape rule reports it with the node's name
+        pads = ((0, 0), (0, 0))
+    return stride, pads, dilation
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
+    """2-D convolution (cross-correlation, as in every DL framework) in NCHW.
+
+    x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> (N, F, OH, OW), with
+    OH = (H + top + bottom - ((KH - 1) * dh + 1)) // sh + 1 (likewise OW).
+    `stride` and `dilation` are ints or pairs; `padding` is an int, a pair (ph, pw),
+    ((top, bottom), (left, right)), "VALID", or "SAME" (TensorFlow's rule: OH = ceil(H / sh),
+    the odd extra row/column at the bottom/right). A 1x1 kernel with stride 1, no padding and
+    dilation 1 builds a `Conv1x1` node. The output keeps x's dtype (float32 stays float32).
+    """
+    stride, pads, dilation = _geometry(_shape(x), _shape(w), stride, padding, dilation, "conv2d")
+    w_shape = tuple(_shape(w))
+    if (len(w_shape) == 4 and w_shape[2:] == (1, 1) and stride == (1, 1) and dilation == (1, 1)
+            and kernels.is_zero_padding(pads)):
+        from .conv1x1 import conv1x1
+        return conv1x1(x, w, b, name=name)
+    inputs = [x, w] if b is None else [x, w, b]
+    return apply(Conv2D(stride, pads, dilation), inputs, name)
+
+
+def conv2d_backprop_input(g, w, input_hw, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
+    """The gradient of `conv2d` with respect to x, for an input of spatial size `input_hw`:
+    g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W). Arguments as in `conv2d`."""
+    input_hw = kernels.as_pair(input_hw, "conv2d_backprop_input: input_hw")
+    stride = kernels.as_pair(stride, "conv2d_backprop_input: stride")
+    dilation = kernels.as_pair(dilation, "conv2d_backprop_input: dilation")
+    w_shape = tuple(_shape(w))
+    k_hw = tuple(w_shape[2:]) if len(w_shape) == 4 and None not in w_shape[2:] else (1, 1)
+    pads = kernels.resolve_padding(padding, input_hw, k_hw, stride, dilation, "conv2d_backprop_input: padding")
+    return apply(Conv2DBackpropInput(input_hw, stride, pads, dilation), [g, w], name)
+
+
+def conv2d_backprop_filter(x, g, filter_hw, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
+    """The gradient of `conv2d` with respect to w, for a kernel of size `filter_hw`:
+    x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW). Arguments as in `conv2d`."""
+    filter_hw = kernels.as_pair(filter_hw, "conv2d_backprop_filter: filter_hw")
+    stride = kernels.as_pair(stride, "conv2d_backprop_filter: stride")
+    dilation = kernels.as_pair(dilation, "conv2d_backprop_filter: dilation")
+    x_shape = tuple(_shape(x))
+    in_hw = x_shape[2:] if len(x_shape) == 4 else (None, None)
+    pads = kernels.resolve_padding(padding, in_hw, filter_hw, stride, dilation, "conv2d_backprop_filter: padding")
+    return apply(Conv2DBackpropFilter(filter_hw, stride, pads, dilation), [x, g], name)
