@@ -21,6 +21,8 @@ from .session import Session
 from .spec import Spec
 from . import testing  # noqa: E402
 from minigraph import ops  # noqa: E402  (the ops/ folder, installed as minigraph.ops)
+from . import data, optim  # noqa: E402
+from .checkpoint import restore, save  # noqa: E402
 
 
 def assign(var, value, name=None):
@@ -33,4 +35,5 @@ __all__ = [
     "MinigraphError", "ShapeError", "Graph", "Node", "get_default_graph", "name_scope",
     "reset_default_graph", "Cost", "Op", "apply", "constant", "placeholder",
     "placeholder_with_default", "variable", "Session", "Spec", "testing", "ops", "assign",
+    "data", "optim", "save", "restore",
 ]
