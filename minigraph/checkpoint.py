@@ -25,7 +25,7 @@ import numpy as np
 from .errors import CheckpointError
 from .session import Session
 
-__all__ = ["save", "restore"]
+__all__ = ["save", "restore", "read_metadata"]
 
 FORMAT = "minigraph-checkpoint-1"
 _VAR, _STATE, _META = "variables/", "state/", "meta/"
@@ -105,6 +105,15 @@ def restore(sess: Session, path) -> Dict[str, Any]:
     if rng_state is not None:
         sess.rng.bit_generator.state = rng_state
     return metadata
+
+
+def read_metadata(path) -> Dict[str, Any]:
+    """The `metadata` dict saved in the checkpoint at `path` ({} if none), without a session."""
+    path = os.fspath(path)
+    arrays = _read(path)
+    if arrays.get(_META + "format") is None or str(arrays[_META + "format"]) != FORMAT:
+        raise CheckpointError(f"{path}: not a minigraph checkpoint (no {FORMAT!r} format tag)")
+    return json.loads(str(arrays[_META + "user"])) if _META + "user" in arrays else {}
 
 
 def _read(path: str) -> Dict[str, np.ndarray]:

@@ -22,6 +22,21 @@ def build_parser() -> argparse.ArgumentParser:
 _SUBCOMMANDS: list = []
 
 
+def _add_train(sub) -> None:
+    """`minigraph train`: the training loop of minigraph/train.py."""
+    from .train import add_command
+    add_command(sub)
+
+
+def _add_demo(sub) -> None:
+    """`minigraph demo`: diagrams, summary and a short training run (minigraph/demo.py)."""
+    from .demo import add_command
+    add_command(sub)
+
+
+_SUBCOMMANDS += [_add_train, _add_demo]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
