@@ -23,6 +23,9 @@ from . import testing  # noqa: E402
 from minigraph import ops  # noqa: E402  (the ops/ folder, installed as minigraph.ops)
 from . import data, optim  # noqa: E402
 from .checkpoint import restore, save  # noqa: E402
+from . import init, layers, models  # noqa: E402
+from .summary import summary  # noqa: E402  (mg.summary is the function; the module is minigraph.summary)
+from minigraph import viz  # noqa: E402  (the viz/ folder, installed as minigraph.viz)
 
 
 def assign(var, value, name=None):
@@ -35,5 +38,5 @@ __all__ = [
     "MinigraphError", "ShapeError", "Graph", "Node", "get_default_graph", "name_scope",
     "reset_default_graph", "Cost", "Op", "apply", "constant", "placeholder",
     "placeholder_with_default", "variable", "Session", "Spec", "testing", "ops", "assign",
-    "data", "optim", "save", "restore",
+    "data", "optim", "save", "restore", "init", "layers", "models", "summary", "viz",
 ]

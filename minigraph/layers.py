@@ -1,0 +1,98 @@
+"""Layers: builders that create their own variables (weights and a bias) and apply an op.
+
+Each layer opens its own name scope (`name`, made unique), creates `weights` and `bias`
+variables there with seeded initial values from `mg.init` (He for ReLU layers, Glorot
+otherwise, zero biases), and returns the output node:
+
+    h = mg.layers.conv2d(x, 64, 7, stride=2, name="conv1")   # conv1/weights, conv1/bias, ...
+    h = mg.layers.conv1x1(h, 64, name="reduce")
+    logits = mg.layers.dense(h, 10, name="fc")
+
+`activation` is "relu", None (linear) or any callable taking and returning a node. `rng`
+is passed to the initializer (None: `mg.init`'s default generator, see `mg.init.seed`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+from minigraph import init, ops
+from .errors import ShapeError
+from .graph import Node, graph_of
+from .op import variable
+
+Activation = Union[None, str, Callable[[Node], Node]]
+
+
+def _pair(v, what: str):
+    pair = (v, v) if isinstance(v, int) else tuple(v)
+    if len(pair) != 2 or any(not isinstance(d, int) or d < 1 for d in pair):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {v!r}")
+    return pair
+
+
+def _channels(x: Node, layer: str, rank: int) -> int:
+    if x.ndim != rank or x.shape[1] is None:
+        want = "(N, C, H, W)" if rank == 4 else "(N, features)"
+        raise ShapeError(f"{layer}: input {x.name!r} must be {want} with a known dimension 1, "
+                         f"got shape {x.shape}")
+    return int(x.shape[1])
+
+
+def _activate(h: Node, activation: Activation) -> Node:
+    if activation is None:
+        return h
+    if activation == "relu":
+        return ops.relu(h)
+    if callable(activation):
+        return activation(h)
+    raise ValueError(f"activation must be 'relu', None or a callable, got {activation!r}")
+
+
+def _init_for(activation: Activation):
+    return init.he if activation == "relu" else init.glorot
+
+
+def conv2d(x: Node, filters: int, size, stride=1, padding="SAME", activation: Activation = "relu",
+           name: Optional[str] = None, rng=None) -> Node:
+    """A convolution layer: activation(conv2d(x, w, b, stride, padding)).
+
+    x (N, C, H, W) -> (N, filters, H', W'); w (filters, C, KH, KW), b (filters,). `size`
+    and `stride` are ints or pairs; padding as `ops.conv2d` ("SAME" keeps H' = ceil(H/stride)).
+    """
+    kh, kw = _pair(size, "size")
+    with graph_of([x]).name_scope(name or "conv"):
+        c = _channels(x, "conv2d layer", 4)
+        w = variable(_init_for(activation)((filters, c, kh, kw), rng=rng), name="weights")
+        b = variable(init.zeros((filters,)), name="bias")
+        return _activate(ops.conv2d(x, w, b, stride=stride, padding=padding), activation)
+
+
+def conv1x1(x: Node, filters: int, activation: Activation = "relu", name: Optional[str] = None,
+            rng=None) -> Node:
+    """A 1x1 convolution layer (a Conv1x1 node, the Inception bottleneck): per-pixel channel mixing.
+
+    x (N, C, H, W) -> (N, filters, H, W); w (filters, C, 1, 1), b (filters,).
+    """
+    with graph_of([x]).name_scope(name or "conv1x1"):
+        c = _channels(x, "conv1x1 layer", 4)
+        w = variable(_init_for(activation)((filters, c, 1, 1), rng=rng), name="weights")
+        b = variable(init.zeros((filters,)), name="bias")
+        return _activate(ops.conv1x1(x, w, b), activation)
+
+
+def dense(x: Node, units: int, activation: Activation = None, name: Optional[str] = None,
+          rng=None) -> Node:
+    """A fully connected layer: activation(x @ w + b); inputs of rank > 2 are flattened first.
+
+    x (N, D) -> (N, units); w (D, units), b (units,).
+    """
+    with graph_of([x]).name_scope(name or "dense"):
+        if x.ndim > 2:
+            x = ops.flatten(x)
+        d = _channels(x, "dense layer", 2)
+        w = variable(_init_for(activation)((d, units), rng=rng), name="weights")
+        b = variable(init.zeros((units,)), name="bias")
+        return _activate(ops.add(ops.matmul(x, w), b), activation)
+
+
+__all__ = ["conv2d", "conv1x1", "dense"]

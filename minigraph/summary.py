@@ -1,0 +1,126 @@
+"""`mg.summary`: parameters and multiply-adds per name scope, like Table 1 of the GoogLeNet paper.
+
+    s = mg.summary(net.probs)          # one row per top-level scope
+    print(s)                           # an aligned table
+    s.total_params, s.total_macs
+    json.dumps(s.to_dict())
+
+What is counted, per row (a group of nodes sharing a scope prefix, see `minigraph.scopes`):
+- params: the elements of every variable created in the group (weights and biases);
+- macs: the multiply-accumulates of one example, the sum of `op.cost(node).macs` over the
+  group's nodes: output elements x C_in x KH x KW for a convolution, C_in per output element
+  for a 1x1 conv, in x out for a matmul; pooling, activations and bias adds count 0.
+Only forward nodes are counted: gradient nodes built by `mg.gradients` are left out.
+"""
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .graph import Graph, Node
+from .op import Placeholder, Variable
+from .scopes import group_by_scope, group_kind, is_gradient, is_structural, output_node
+
+
+class Row(NamedTuple):
+    """One line of a summary: a scope (or a top-level node) and what it costs."""
+
+    name: str
+    kind: str
+    output_shape: Tuple[Optional[int], ...]
+    params: int
+    macs: int
+
+
+class Summary:
+    """The rows of `mg.summary` in graph order, with totals; `str()` gives an aligned table."""
+
+    def __init__(self, rows: Sequence[Row]):
+        self.rows: List[Row] = list(rows)
+        self.total_params = sum(r.params for r in self.rows)
+        self.total_macs = sum(r.macs for r in self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, name: str) -> Row:
+        """The row called `name` (e.g. s["inception_3a"])."""
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no row named {name!r}; rows: {', '.join(r.name for r in self.rows)}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready: {"rows": [{"name", "kind", "output_shape", "params", "macs"}], "total_params", "total_macs"}."""
+        return {
+            "rows": [{"name": r.name, "kind": r.kind, "output_shape": list(r.output_shape),
+                      "params": r.params, "macs": r.macs} for r in self.rows],
+            "total_params": self.total_params,
+            "total_macs": self.total_macs,
+        }
+
+    def __str__(self) -> str:
+        head = ("name", "kind", "output (C x H x W)", "params", "MACs")
+        body = [(r.name, r.kind, format_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}") for r in self.rows]
+        foot = ("total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
+        widths = [max(len(line[i]) for line in [head, foot, *body]) for i in range(5)]
+
+        def fmt_line(line):
+            left = [line[i].ljust(widths[i]) for i in range(3)]
+            right = [line[i].rjust(widths[i]) for i in range(3, 5)]
+            return "  ".join(left + right).rstrip()
+
+        rule = "-" * len(fmt_line(head))
+        return "\n".join([fmt_line(head), rule, *map(fmt_line, body), rule, fmt_line(foot)])
+
+    def __repr__(self) -> str:
+        return f"<Summary {len(self.rows)} rows, {self.total_params:,} params, {self.total_macs:,} MACs>"
+
+
+def format_shape(shape: Sequence[Optional[int]]) -> str:
+    """A shape without its batch dimension, as 'C x H x W' ('1000' for (None, 1000), 'scalar' for ())."""
+    if len(shape) == 0:
+        return "scalar"
+    dims = shape[1:] if len(shape) > 1 else shape
+    return " x ".join("?" if d is None else str(d) for d in dims)
+
+
+def summary(outputs: Union[Node, Sequence[Node], Graph], depth: int = 1) -> Summary:
+    """Aggregate the forward graph behind `outputs` by name scope, `depth` scopes deep.
+
+    `outputs` is a node, a list of nodes (their ancestors are summarised) or a whole graph.
+    One row per group in graph order: name, kind (see `minigraph.scopes.group_kind`),
+    output shape, params (variable elements) and MACs per example. Constants and defaulted
+    switches (e.g. a `training` flag) get no row.
+    """
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    nodes = _forward_nodes(outputs)
+    rows = []
+    for key, group in group_by_scope(nodes, depth).items():
+        if all(is_structural(n) for n in group):
+            continue
+        params = sum(int(np.prod(n.shape, dtype=np.int64)) for n in group if isinstance(n.op, Variable))
+        macs = sum(int(n.op.cost(n).macs) for n in group)
+        out = output_node(group)
+        kind = "placeholder" if isinstance(out.op, Placeholder) else group_kind(group)
+        rows.append(Row(key, kind, tuple(out.shape), params, macs))
+    return Summary(rows)
+
+
+def _forward_nodes(outputs) -> List[Node]:
+    if isinstance(outputs, Graph):
+        nodes = list(outputs.nodes)
+    else:
+        outs = [outputs] if isinstance(outputs, Node) else list(outputs)
+        if not outs or not all(isinstance(o, Node) for o in outs):
+            raise TypeError("summary expects a node, a non-empty list of nodes or a Graph")
+        nodes = outs[0].graph.ancestors(outs)
+    return [n for n in nodes if not is_gradient(n)]
+
+
+__all__ = ["summary", "Summary", "Row", "format_shape"]
