@@ -1,0 +1,113 @@
+"""The benchmark harness (benchmarks/) on tiny shapes, so that it cannot rot unnoticed.
+
+The minigraph side runs without PyTorch; the comparison against PyTorch runs only where
+torch is installed (the test suite never needs it).
+"""
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("bench")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_googlenet_counts_match_table1_of_the_paper(bench):
+    """Multiply-adds per layer and in total, against the figures printed in Szegedy et al. 2014,
+    Table 1 ("ops", in millions, to within 1M), for one 224x224 image."""
+    nets = bench.nets
+    rows = {r.name: r for r in nets.count(nets.googlenet(), (1, 3, 224, 224))}
+    # (5a is left out: the paper prints 54M, but its own columns give 51.1M, as they do here)
+    table1_mops = {"conv1": 118, "inception_3a": 128, "inception_3b": 304, "inception_4a": 73,
+                   "inception_4b": 88, "inception_4c": 100, "inception_4d": 119, "inception_4e": 170,
+                   "inception_5b": 71, "fc": 1}
+    for name, mops in table1_mops.items():
+        assert abs(rows[name].macs / 1e6 - mops) <= 1, name
+    # Table 1 lists conv2 as one row: its 1x1 reduce and its 3x3 together
+    assert abs((rows["conv2_reduce"].macs + rows["conv2"].macs) / 1e6 - 360) <= 1
+    assert rows["inception_5b"].out_shape == (1, 1024, 7, 7)
+    assert rows["inception_3a"].out_shape == (1, 256, 28, 28)
+
+
+def test_same_padding_follows_tensorflow(bench):
+    same = bench.nets.same_pads
+    assert same(224, 7, 2) == (2, 3)      # conv1: out 112
+    assert same(112, 3, 2) == (0, 1)      # the stride-2 pools: out 56, extra cell at the end
+    assert same(28, 3, 1) == (1, 1)
+    assert same(8, 3, 2) == (0, 1)
+
+
+def test_naive_conv_against_a_direct_sum(bench):
+    naive = importlib.import_module("naive_conv")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    out = naive.conv_forward_naive(x, w, b, stride=2, pad=1)
+    assert out.dtype == np.float32 and out.shape == (2, 4, 3, 4)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).astype(np.float64)
+    n, f, i, j = 1, 2, 2, 3
+    expected = b[f] + sum(w[f, c, p, q] * xp[n, c, 2 * i + p, 2 * j + q]
+                          for c in range(3) for p in range(3) for q in range(2))
+    assert out[n, f, i, j] == pytest.approx(expected, rel=1e-5)
+
+
+def test_harness_runs_minigraph_only_on_tiny_shapes(bench, tmp_path):
+    out = tmp_path / "bench.json"
+    code = bench.main(["--tiny", "--frameworks", "minigraph", "--reps", "2", "--warmup", "1",
+                       "--pause", "0", "--only", "inception3a", "--only", "googlenet-fwdbwd",
+                       "--only", "naive", "--json", str(out)])
+    assert code == 0
+    figures = json.loads(out.read_text())
+    names = [r["name"] for r in figures["rows"]]
+    assert names == ["inception3a-fwd", "inception3a-fwdbwd", "googlenet-fwdbwd"]
+    for row in figures["rows"]:
+        assert set(row["ms"]) == {"minigraph"} and row["ms"]["minigraph"] > 0
+        assert len(row["ms_all"]["minigraph"]) == 2
+        assert row["gflops"]["minigraph"] == pytest.approx(row["gflop"] * 1e3 / row["ms"]["minigraph"])
+        assert row["peak_mib"]["minigraph"] is None or row["peak_mib"]["minigraph"] >= 0
+        kinds = {kind for kind, _, _ in row["profile"]}
+        assert "conv1x1" in kinds
+    backward_kinds = {kind for kind, _, _ in figures["rows"][2]["profile"]}
+    assert {"conv2d_backprop_input", "conv2d_backprop_filter", "max_pool_grad"} <= backward_kinds
+    assert figures["naive_conv"]["max_rel_diff"]["minigraph"] < 1e-5
+    assert figures["mismatches"] == []
+
+
+def test_minigraph_gradients_of_the_tiny_module_against_finite_differences(bench):
+    """What the harness times for forward+backward is the gradient of the loss it builds."""
+    case = next(c for c in bench.make_cases(tiny=True) if c.name == "inception3a-fwdbwd")
+    weights, x, labels = bench.make_data(case)
+    runner = bench.MinigraphRunner(case, weights, x, labels)
+    loss, *grads = runner.result()
+    assert len(grads) == len(weights) + 1 and grads[-1].shape == x.shape
+    # one bias entry of the 3x3 reduce conv (through the 3x3 conv), by central differences
+    k, idx, eps = 3, 2, 1e-2
+    plus, minus = [w.copy() for w in weights], [w.copy() for w in weights]
+    plus[k][idx] += eps
+    minus[k][idx] -= eps
+    f = [bench.MinigraphRunner(case, ws, x, labels).result()[0] for ws in (plus, minus)]
+    assert grads[k][idx] == pytest.approx((float(f[0]) - float(f[1])) / (2 * eps), rel=2e-2)
+
+
+def test_harness_agrees_with_pytorch_on_tiny_shapes(bench, tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    code = bench.main(["--tiny", "--reps", "1", "--warmup", "0", "--pause", "0", "--no-memory",
+                       "--no-profile", "--only", "fwdbwd", "--json", str(out)])
+    figures = json.loads(out.read_text())
+    assert code == 0 and figures["mismatches"] == []
+    for row in figures["rows"]:
+        assert row["max_rel_diff"]["minigraph"] < 1e-4
+        assert set(row["ratio"]) == {"torch", "torch_cl"}
