@@ -37,6 +37,21 @@ def _add_demo(sub) -> None:
 _SUBCOMMANDS += [_add_train, _add_demo]
 
 
+def _add_render(sub) -> None:
+    """`minigraph render inception|googlenet`: diagrams (minigraph/diagrams.py)."""
+    from .diagrams import add_render_command
+    add_render_command(sub)
+
+
+def _add_summary(sub) -> None:
+    """`minigraph summary googlenet`: Table 1 (minigraph/diagrams.py)."""
+    from .diagrams import add_summary_command
+    add_summary_command(sub)
+
+
+_SUBCOMMANDS += [_add_render, _add_summary]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ otherwise, zero biases), and returns the output node:
     h = mg.layers.conv1x1(h, 64, name="reduce")
     logits = mg.layers.dense(h, 10, name="fc")
 
+Variables take the input's dtype (float32 unless the input is float64).
 `activation` is "relu", None (linear) or any callable taking and returning a node. `rng`
 is passed to the initializer (None: `mg.init`'s default generator, see `mg.init.seed`).
 """
@@ -62,8 +63,8 @@ def conv2d(x: Node, filters: int, size, stride=1, padding="SAME", activation: Ac
     kh, kw = _pair(size, "size")
     with graph_of([x]).name_scope(name or "conv"):
         c = _channels(x, "conv2d layer", 4)
-        w = variable(_init_for(activation)((filters, c, kh, kw), rng=rng), name="weights")
-        b = variable(init.zeros((filters,)), name="bias")
+        w = variable(_init_for(activation)((filters, c, kh, kw), rng=rng, dtype=x.dtype), name="weights")
+        b = variable(init.zeros((filters,), dtype=x.dtype), name="bias")
         return _activate(ops.conv2d(x, w, b, stride=stride, padding=padding), activation)
 
 
@@ -75,8 +76,8 @@ def conv1x1(x: Node, filters: int, activation: Activation = "relu", name: Option
     """
     with graph_of([x]).name_scope(name or "conv1x1"):
         c = _channels(x, "conv1x1 layer", 4)
-        w = variable(_init_for(activation)((filters, c, 1, 1), rng=rng), name="weights")
-        b = variable(init.zeros((filters,)), name="bias")
+        w = variable(_init_for(activation)((filters, c, 1, 1), rng=rng, dtype=x.dtype), name="weights")
+        b = variable(init.zeros((filters,), dtype=x.dtype), name="bias")
         return _activate(ops.conv1x1(x, w, b), activation)
 
 
@@ -90,8 +91,8 @@ def dense(x: Node, units: int, activation: Activation = None, name: Optional[str
         if x.ndim > 2:
             x = ops.flatten(x)
         d = _channels(x, "dense layer", 2)
-        w = variable(_init_for(activation)((d, units), rng=rng), name="weights")
-        b = variable(init.zeros((units,)), name="bias")
+        w = variable(_init_for(activation)((d, units), rng=rng, dtype=x.dtype), name="weights")
+        b = variable(init.zeros((units,), dtype=x.dtype), name="bias")
         return _activate(ops.add(ops.matmul(x, w), b), activation)
 
 

@@ -1,0 +1,83 @@
+"""`minigraph render` and `minigraph summary`: the paper's figures and Table 1 from the command line.
+
+    minigraph render inception [-o FILE]                       Figure 2(b): Inception module 3a
+    minigraph render googlenet [-o FILE] [--collapse] [--aux]  Figure 3: the whole network
+    minigraph summary googlenet [--json] [--aux]               Table 1: params and MACs per layer
+
+The format of a diagram is its file's suffix (.svg by default, .png, .pdf, .gv).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Tuple
+
+import minigraph as mg
+from minigraph import models
+
+NETWORKS = ("inception", "googlenet")
+
+
+def inception_3a() -> Tuple[mg.Graph, mg.Node]:
+    """A graph holding Inception module 3a on its (None, 192, 28, 28) input; returns (graph, output)."""
+    with mg.Graph() as graph:
+        x = mg.placeholder((None, 192, 28, 28), name="previous_layer")
+        out = models.inception_module(x, *models.GOOGLENET_INCEPTION["3a"], name="inception_3a")
+    return graph, out
+
+
+def googlenet(aux: bool = False) -> Tuple[mg.Graph, models.GoogLeNet]:
+    """A graph holding GoogLeNet (with the auxiliary classifiers if `aux`); returns (graph, net)."""
+    with mg.Graph() as graph:
+        net = models.googlenet(aux=aux)
+    return graph, net
+
+
+def _render(args) -> int:
+    if args.network == "inception":
+        _, out = inception_3a()
+        path = mg.viz.render(out, args.output or "inception_3a.svg")
+    else:
+        if args.output is None:
+            args.output = "googlenet" + ("_aux" if args.aux else "") + ("_collapsed" if args.collapse else "") + ".svg"
+        _, net = googlenet(args.aux)
+        path = mg.viz.render(net.outputs, args.output, collapse=1 if args.collapse else None)
+    print(path)
+    return 0
+
+
+def _summary(args) -> int:
+    _, net = googlenet(args.aux)
+    table = mg.summary(net.outputs)
+    if args.json:
+        json.dump(table.to_dict(), sys.stdout, indent=2)
+        print()
+    else:
+        print(table)
+    return 0
+
+
+def add_render_command(subparsers) -> None:
+    """Register `minigraph render` on the CLI's subparsers."""
+    p = subparsers.add_parser("render", help="draw the Inception module or GoogLeNet with Graphviz",
+                              description="Draw Inception module 3a (Figure 2(b)) or GoogLeNet (Figure 3). "
+                                          "The format is the output file's suffix: .svg, .png, .pdf or .gv.")
+    p.add_argument("network", choices=NETWORKS, help="what to draw")
+    p.add_argument("-o", "--output", help="output file (default: <network>.svg in the current folder)")
+    p.add_argument("--collapse", action="store_true", help="googlenet: one box per top-level scope")
+    p.add_argument("--aux", action="store_true", help="googlenet: with the two auxiliary classifiers")
+    p.set_defaults(func=_render)
+
+
+def add_summary_command(subparsers) -> None:
+    """Register `minigraph summary` on the CLI's subparsers."""
+    p = subparsers.add_parser("summary", help="GoogLeNet's parameters and multiply-adds per layer (Table 1)",
+                              description="Print GoogLeNet's summary: one row per top-level scope with its "
+                                          "output shape, parameters (weights + biases) and multiply-adds per image.")
+    p.add_argument("network", choices=("googlenet",), help="the network to summarise")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--aux", action="store_true", help="with the two auxiliary classifiers")
+    p.set_defaults(func=_summary)
+
+
+__all__ = ["inception_3a", "googlenet", "add_render_command", "add_summary_command"]
