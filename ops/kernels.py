@@ -147,10 +147,23 @@ def windows(xp, x_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: Pair
 
 
 def im2col(xp, x_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
-    """The patches of a padded input as (N, C * KH * KW, OH * OW), rows ordered (c, i, j)."""
+    """The patches of a padded input as one matrix (C * KH * KW, N * OH * OW): rows ordered
+    (c, i, j), columns (n, oh, ow). The copy reads the window view along OW, its inner axis."""
     view = windows(xp, x_padded, k_hw, stride, dilation, out_hw)
     n, c = x_padded.shape[:2]
-    return view.reshape(n, c * k_hw[0] * k_hw[1], out_hw[0] * out_hw[1])
+    rows = view.transpose(1, 2, 3, 0, 4, 5)
+    return rows.reshape(c * k_hw[0] * k_hw[1], n * out_hw[0] * out_hw[1])
+
+
+def channels_first(xp, x):
+    """(N, C, H, W) -> the matrix (C, N * H * W) (a copy unless N == 1)."""
+    n, c, h, w = x.shape
+    return x.transpose(1, 0, 2, 3).reshape(c, n * h * w)
+
+
+def batch_first(xp, m, n: int, hw: Pair):
+    """The inverse of `channels_first`: (C, N * H * W) -> a contiguous (N, C, H, W)."""
+    return xp.ascontiguousarray(m.reshape(m.shape[0], n, hw[0], hw[1]).transpose(1, 0, 2, 3))
 
 
 def tap(x_padded, i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair):
@@ -164,47 +177,49 @@ def tap(x_padded, i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair):
                     left:left + stride[1] * (out_hw[1] - 1) + 1:stride[1]]
 
 
+def conv_out_hw(in_hw, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair) -> Pair:
+    return tuple(out_size(n, k, s, d, p) for n, k, s, d, p in zip(in_hw, k_hw, stride, dilation, pads))
+
+
 def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair):
     """out[n, f, oh, ow] = sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
 
-    x (N, C, H, W), w (F, C, KH, KW) -> (N, F, OH, OW): im2col and one GEMM per example.
+    x (N, C, H, W), w (F, C, KH, KW) -> (N, F, OH, OW): im2col and one GEMM,
+    (F, C*KH*KW) @ (C*KH*KW, N*OH*OW).
     """
     f, c, kh, kw = w.shape
-    xp_ = pad(xp, x, pads)
-    out_hw = (out_size(x.shape[2], kh, stride[0], dilation[0], pads[0]),
-              out_size(x.shape[3], kw, stride[1], dilation[1], pads[1]))
-    cols = im2col(xp, xp_, (kh, kw), stride, dilation, out_hw)
-    out = xp.matmul(w.reshape(f, c * kh * kw), cols)
-    return out.reshape(x.shape[0], f, out_hw[0], out_hw[1])
+    out_hw = conv_out_hw(x.shape[2:], (kh, kw), stride, pads, dilation)
+    cols = im2col(xp, pad(xp, x, pads), (kh, kw), stride, dilation, out_hw)
+    return batch_first(xp, xp.matmul(w.reshape(f, c * kh * kw), cols), x.shape[0], out_hw)
 
 
 def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
     """The adjoint of `conv2d_forward` in x: g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W).
 
-    One GEMM per kernel tap (w[:, :, i, j].T @ g), added into the strided cells the tap read.
+    One GEMM per kernel tap, w[:, :, i, j].T @ g as (C, F) @ (F, N*OH*OW), added into the
+    strided cells the tap read (in a (C, N, H_pad, W_pad) buffer).
     """
     n, f, oh, ow = g.shape
     _, c, kh, kw = w.shape
     (t, b), (l, r) = pads
-    dx = xp.zeros((n, c, in_hw[0] + t + b, in_hw[1] + l + r), dtype=g.dtype)
-    g3 = g.reshape(n, f, oh * ow)
+    dx = xp.zeros((c, n, in_hw[0] + t + b, in_hw[1] + l + r), dtype=g.dtype)
+    g2 = channels_first(xp, g)
     for i in range(kh):
         for j in range(kw):
-            contrib = xp.matmul(w[:, :, i, j].T, g3).reshape(n, c, oh, ow)
+            contrib = xp.matmul(w[:, :, i, j].T, g2).reshape(c, n, oh, ow)
             tap(dx, i, j, stride, dilation, (oh, ow))[...] += contrib
-    return xp.ascontiguousarray(crop(dx, pads, in_hw))
+    return xp.ascontiguousarray(crop(dx, pads, in_hw).transpose(1, 0, 2, 3))
 
 
 def conv2d_backprop_filter(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
     """The adjoint of `conv2d_forward` in w: x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW).
 
-    gw[f, c, i, j] = sum_{n,oh,ow} g[n, f, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
+    gw[f, c, i, j] = sum_{n,oh,ow} g[n, f, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]:
+    one GEMM, (F, N*OH*OW) @ (N*OH*OW, C*KH*KW).
     """
-    n, f, oh, ow = g.shape
-    c = x.shape[1]
-    cols = im2col(xp, pad(xp, x, pads), k_hw, stride, dilation, (oh, ow))
-    gw = xp.tensordot(g.reshape(n, f, oh * ow), cols, axes=([0, 2], [0, 2]))
-    return gw.reshape(f, c, k_hw[0], k_hw[1])
+    f, c = g.shape[1], x.shape[1]
+    cols = im2col(xp, pad(xp, x, pads), k_hw, stride, dilation, tuple(g.shape[2:]))
+    return xp.matmul(channels_first(xp, g), cols.T).reshape(f, c, k_hw[0], k_hw[1])
 
 
 def max_pool_winners(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
