@@ -39,6 +39,13 @@ def default_rng() -> np.random.Generator:
     return _default[0]
 
 
+def generator(rng: RngLike = None) -> np.random.Generator:
+    """The Generator `rng` stands for: the default one for None, a fresh one seeded by an int,
+    or the Generator itself. Builders of several layers call this once, so that an int seed
+    gives each layer different values drawn from one stream."""
+    return _rng(rng)
+
+
 def _rng(rng: RngLike) -> np.random.Generator:
     if rng is None:
         return _default[0]
@@ -115,4 +122,4 @@ def _scaled(shape, variance: float, rng: RngLike, dtype, distribution: str) -> n
     raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
 
 
-__all__ = ["seed", "default_rng", "fans", "zeros", "constant", "normal", "uniform", "glorot", "he"]
+__all__ = ["seed", "default_rng", "generator", "fans", "zeros", "constant", "normal", "uniform", "glorot", "he"]

@@ -3,7 +3,8 @@ Inception net for 8x8 digit images.
 
 Szegedy et al., "Going deeper with convolutions", 2014. Every conv is followed by a ReLU;
 pools use TensorFlow's SAME padding where the paper halves the size (112 -> 56 -> 28 -> 14 -> 7).
-Variables are initialised from `mg.init` (seeded: see `mg.init.seed`, or pass `rng`).
+Variables are initialised from `mg.init` (seeded: see `mg.init.seed`, or pass `rng`, an int
+seed or a numpy Generator that all the model's layers draw from in turn).
 
     net = mg.models.googlenet()              # net.x (None, 3, 224, 224), net.probs (None, 1000)
     print(mg.summary(net.outputs))           # Table 1
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Tuple
 
-from minigraph import layers, ops
+from minigraph import init, layers, ops
 from .graph import Node, get_default_graph, graph_of
 from .op import placeholder, placeholder_with_default
 
@@ -43,6 +44,7 @@ def inception_module(x: Node, c1: int, c3r: int, c3: int, c5r: int, c5: int, poo
     ReLU after every conv.
     """
     graph = graph_of([x])
+    rng = init.generator(rng)
     with graph.name_scope(name):
         with graph.name_scope("branch_1x1"):
             b1 = layers.conv1x1(x, c1, name="conv", rng=rng)
@@ -98,6 +100,7 @@ def googlenet(num_classes: int = 1000, aux: bool = False, rng=None) -> GoogLeNet
     auxiliary classifiers (`aux1` after 4a, `aux2` after 4d) are added.
     """
     graph = get_default_graph()
+    rng = init.generator(rng)
     x = placeholder((None, 3, 224, 224), name="input")
     training = placeholder_with_default(False, name="training")
     h = layers.conv2d(x, 64, 7, stride=2, name="conv1", rng=rng)                   # 64 x 112 x 112
@@ -143,6 +146,7 @@ def mini_inception(num_classes: int = 10, image_size: int = 8, channels: int = 1
     -> fc num_classes. One graph serves training and evaluation through `training`.
     """
     graph = get_default_graph()
+    rng = init.generator(rng)
     x = placeholder((None, channels, image_size, image_size), name="x")
     y = placeholder((None,), dtype="int64", name="y")
     training = placeholder_with_default(False, name="training")
