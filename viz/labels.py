@@ -143,10 +143,14 @@ def inception_label(title: str, concat: Node, group: Sequence[Node]) -> str:
 
 
 def stack_label(title: str, group: Sequence[Node]) -> str:
-    """HTML label of a collapsed scope of several ops: its name, then each op on its own line."""
-    lines = "".join(f'<TR><TD>{op_label(n)}</TD></TR>' for n in work_nodes(group))
+    """HTML label of a collapsed scope of several ops: its name, then its ops in order, one a
+    line (two a line, joined by arrows, when there are more than four)."""
+    ops = [op_label(n) for n in work_nodes(group)]
+    per_line = 2 if len(ops) > 4 else 1
+    lines = [" → ".join(ops[i:i + per_line]) for i in range(0, len(ops), per_line)]
+    rows = "".join(f"<TR><TD>{line}</TD></TR>" for line in lines)
     return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
-            f'<TR><TD><B>{title}</B></TD></TR>{lines}</TABLE>>')
+            f"<TR><TD><B>{title}</B></TD></TR>{rows}</TABLE>>")
 
 
 def group_label(key: str, kind: str, group: Sequence[Node]) -> str:

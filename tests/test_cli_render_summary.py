@@ -1,0 +1,59 @@
+"""`minigraph render` and `minigraph summary`."""
+import json
+import subprocess
+import sys
+
+from minigraph.cli import main
+
+
+def test_render_inception_default_svg_in_the_current_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "inception"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == "inception_3a.svg"
+    text = (tmp_path / out).read_text()
+    assert text.lstrip().startswith("<?xml") and "inception (3a)" in text and "filter concat" in text
+
+
+def test_render_googlenet_collapsed_png(tmp_path, capsys):
+    target = tmp_path / "g.png"
+    assert main(["render", "googlenet", "--collapse", "--aux", "-o", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    assert target.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_render_googlenet_defaults_name_the_variant(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "googlenet", "--collapse", "-o", "net.gv"]) == 0
+    src = (tmp_path / "net.gv").read_text()
+    assert "inception (5b)" in src and "aux1" not in src and "subgraph cluster" not in src
+    capsys.readouterr()
+    assert main(["render", "googlenet", "--collapse"]) == 0
+    assert capsys.readouterr().out.strip() == "googlenet_collapsed.svg"
+
+
+def test_summary_table_and_json(capsys):
+    assert main(["summary", "googlenet"]) == 0
+    table = capsys.readouterr().out
+    assert "inception_3a" in table and "163,696" in table and table.splitlines()[-1].startswith("total")
+    assert main(["summary", "googlenet", "--json", "--aux"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in data["rows"]]
+    assert "aux1" in names and "aux2" in names
+    assert data["total_params"] == sum(r["params"] for r in data["rows"])
+    assert data["rows"][1]["macs"] == 112 * 112 * 64 * 7 * 7 * 3
+
+
+def test_render_without_dot_fails_cleanly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert main(["render", "inception", "-o", str(tmp_path / "m.svg")]) == 2
+    err = capsys.readouterr().err
+    assert "install Graphviz" in err and str(tmp_path / "m.gv") in err
+    assert (tmp_path / "m.gv").exists()
+
+
+def test_the_installed_command(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "minigraph", "render", "inception", "-o", str(tmp_path / "i.svg")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "i.svg")
