@@ -245,7 +245,9 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
     """Local response normalisation across channels, AlexNet/Caffe form (as in GoogLeNet):
     y = x / (k + alpha / size * sum over `size` channels centred on c of x**2) ** beta.
     x (N, C, H, W) -> same shape and dtype."""
-    if not isinstance(size, (int,)) or isinstance(size, bool) or size < 1:
+    import numbers
+
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
     if k <= 0:
         raise ValueError(f"local_response_norm: k must be > 0, got {k!r}")

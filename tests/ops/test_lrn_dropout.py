@@ -21,7 +21,7 @@ def loop_lrn(x, size, alpha, beta, k):
     return out
 
 
-def run(build, *values, feed=None):
+def run(build, *values):
     with mg.Graph() as g:
         phs = [mg.placeholder(v.shape, dtype=v.dtype) for v in values]
         y = build(*phs)
