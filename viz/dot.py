@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import graphviz
 
 from minigraph.graph import Graph, Node
-from minigraph.scopes import (ABSORBED, gradient_owner, group_kind, is_param, is_structural, op_kind, principal, scope_key,
-                              scope_parts)
+from minigraph.scopes import (ABSORBED, gradient_owner, group_kind, is_param, is_structural, op_kind, principal,
+                              scope_key, scope_parts)
 
 from . import labels, styles
 

@@ -56,7 +56,8 @@ def test_module_clusters_kinds_and_folded_variables():
                              "max pool 3×3/1", "conv 1×1, 32 +ReLU", "filter concat"])
     assert "weights" not in src and "bias" not in src
     # kinds are visually distinct: one fill colour per category
-    fills = dict(re.findall(r'label=(?:<|")(conv 3×3|conv 1×1|max pool|filter concat|previous layer)[^\n]*?fillcolor="(#\w+)"', src))
+    kinds = r"conv 3×3|conv 1×1|max pool|filter concat|previous layer"
+    fills = dict(re.findall(r'label=(?:<|")(' + kinds + r')[^\n]*?fillcolor="(#\w+)"', src))
     assert len(set(fills.values())) == 5
 
 
