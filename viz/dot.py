@@ -138,10 +138,11 @@ def _make_boxes(drawn: List[Node], collapse: Optional[int]):
     rep: Dict[int, Box] = {}
     boxes: List[Box] = []
     owners = {n.index: gradient_owner(n) for n in drawn}
-    consumers: Dict[int, List[Node]] = {}
+    consumers: Dict[int, List[Node]] = {}  # forward consumers: drawn gradients do not unfold a layer
     for n in drawn:
-        for x in dict.fromkeys(n.inputs):
-            consumers.setdefault(x.index, []).append(n)
+        if owners[n.index] is None:
+            for x in dict.fromkeys(n.inputs):
+                consumers.setdefault(x.index, []).append(n)
 
     groups: Dict[str, List[Node]] = {}
     if collapse is not None:

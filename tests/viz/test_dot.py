@@ -146,6 +146,8 @@ def test_show_grads_draws_gradient_nodes_beside_their_scope():
     assert "dashed" not in plain and "backprop" not in plain
     src = viz.to_dot(loss, show_grads=True).source
     assert re.search(r'label="gradients of conv"', src)
+    labels = node_labels(src).values()
+    assert "conv 3×3/1, 4 +ReLU" in labels and "ReLU" not in labels     # the layer stays folded
     assert "conv2d backprop input" in src and "conv2d backprop filter" in src
     assert src.count('style="rounded,filled,dashed"') >= 3
     assert 'color="#e69138" fontcolor="#b45f06" style=dashed' in src    # gradient edges
