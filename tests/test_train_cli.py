@@ -1,0 +1,96 @@
+"""`minigraph train`: files it writes, bitwise determinism, Ctrl-C and exact resume.
+
+Runs are tiny (`--train-limit`: a few batches per epoch) so the file takes seconds.
+"""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from minigraph import cli
+from minigraph.train import TrainConfig, fit
+
+TINY = ["--train-limit", "96", "--batch-size", "32", "--no-progress"]
+
+
+def train(tmp_path, name, *args):
+    out = tmp_path / name
+    rc = cli.main(["train", "--out", str(out), *TINY, *args])
+    metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else None
+    return rc, out, metrics
+
+
+def test_short_run_writes_checkpoint_metrics_and_plot(tmp_path, capsys):
+    rc, out, metrics = train(tmp_path, "run", "--epochs", "2")
+    assert rc == 0
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "loss.png", "metrics.json"]
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    for e in metrics["epochs"]:
+        assert set(e) == {"epoch", "train_loss", "train_accuracy", "test_accuracy", "seconds"}
+        assert 0 <= e["train_accuracy"] <= 1 and 0 <= e["test_accuracy"] <= 1 and e["seconds"] > 0
+    assert metrics["test_accuracy"] == metrics["epochs"][-1]["test_accuracy"]
+    assert len(metrics["step_losses"]) == 2 * 3  # 96 images in batches of 32
+    # each epoch's loss is the mean of its batch losses (equal batch sizes here)
+    assert metrics["epochs"][0]["train_loss"] == pytest.approx(np.mean(metrics["step_losses"][:3]))
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "epoch 2/2" in printed and str(out / "metrics.json") in printed
+
+
+def test_same_seed_same_losses_bitwise(tmp_path):
+    _, _, a = train(tmp_path, "a", "--epochs", "2", "--seed", "3")
+    _, _, b = train(tmp_path, "b", "--epochs", "2", "--seed", "3")
+    _, _, c = train(tmp_path, "c", "--epochs", "2", "--seed", "4")
+    assert a["step_losses"] == b["step_losses"]  # JSON keeps floats exactly: bitwise equal
+    assert [e["test_accuracy"] for e in a["epochs"]] == [e["test_accuracy"] for e in b["epochs"]]
+    assert a["step_losses"] != c["step_losses"]
+
+
+def test_resume_extends_a_run_exactly(tmp_path):
+    _, _, straight = train(tmp_path, "straight", "--epochs", "3", "--optimizer", "sgd", "--lr", "0.05")
+    train(tmp_path, "resumed", "--epochs", "2", "--optimizer", "sgd", "--lr", "0.05")
+    rc, _, resumed = train(tmp_path, "resumed", "--epochs", "3", "--resume")  # the rest from the checkpoint
+    assert rc == 0
+    assert resumed["step_losses"] == straight["step_losses"]
+    assert resumed["epochs"][-1]["test_accuracy"] == straight["epochs"][-1]["test_accuracy"]
+
+
+def test_ctrl_c_saves_and_resume_continues_mid_epoch(tmp_path):
+    config = TrainConfig(epochs=2, batch_size=32, train_limit=96, out=str(tmp_path / "run"))
+    straight = fit(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "straight")}), progress=False,
+                   log=lambda s: None)
+
+    def press_ctrl_c(step, loss):
+        if step == 4:  # the middle of the second epoch
+            signal.raise_signal(signal.SIGINT)
+    messages = []
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, progress=False, log=messages.append, on_step=press_ctrl_c)
+    assert "checkpoint saved" in messages[-1] and "batch 1" in messages[-1]
+    partial = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(partial["epochs"]) == 1 and partial["step_losses"] == straight["step_losses"][:4]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+    rc = cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--no-progress"])
+    assert rc == 0
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert resumed["step_losses"] == straight["step_losses"]
+    assert [e["train_loss"] for e in resumed["epochs"]] == [e["train_loss"] for e in straight["epochs"]]
+
+
+def test_resume_errors(tmp_path, capsys):
+    rc = cli.main(["train", "--out", str(tmp_path / "none"), "--resume", *TINY])
+    assert rc == 2 and "no checkpoint at" in capsys.readouterr().err
+    train(tmp_path, "run", "--epochs", "1")
+    rc = cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--batch-size", "16"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--batch-size 32 (now 16)" in err
+
+
+def test_help_lists_train_and_demo(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert "train" in text and "demo" in text
