@@ -111,3 +111,24 @@ def test_harness_agrees_with_pytorch_on_tiny_shapes(bench, tmp_path):
     for row in figures["rows"]:
         assert row["max_rel_diff"]["minigraph"] < 1e-4
         assert set(row["ratio"]) == {"torch", "torch_cl"}
+
+
+def test_mg_models_build_the_benchmark_networks(bench):
+    """The harness times mg.models' networks on the benchmark's weights: their variables come in
+    the canonical order, and the module computes what the benchmark's own builder computes."""
+    import minigraph as mg
+
+    gnet = next(c for c in bench.make_cases(tiny=False) if c.name == "googlenet-fwd")
+    with mg.Graph():
+        _, out, variables = bench.build_from_models(gnet)
+    shapes = [w.shape for w in bench.nets.init_weights(gnet.layers, gnet.input_shape)]
+    assert [v.shape for v in variables] == shapes
+    assert out.shape == (None, 1000)
+
+    case = next(c for c in bench.make_cases(tiny=True) if c.name == "inception3a-fwdbwd")
+    data = bench.make_data(case)
+    models = bench.MinigraphRunner(case, *data, source="models")
+    own = bench.MinigraphRunner(case, *data, source="own")
+    assert (models.source, own.source) == ("models", "own")
+    for a, b in zip(models.result(), own.result()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
