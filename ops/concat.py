@@ -16,6 +16,7 @@ from minigraph.graph import Node
 from minigraph.op import Op, apply
 from minigraph.spec import Spec, dims_compatible, fmt
 
+from . import kernels
 from .reductions import normalize_axes
 
 
@@ -51,6 +52,8 @@ class Concat(Op):
         return Spec(tuple(shape), first.dtype)
 
     def forward(self, xp, *xs):
+        if self.axis == 1 and xs[0].ndim == 4:  # the Inception join: into a channels-last buffer
+            return kernels.concat_channels(xp, xs)
         return xp.concatenate(xs, axis=self.axis)
 
     def gradient(self, node, g):
@@ -86,7 +89,7 @@ class Slice(Op):
 
     def forward(self, xp, x):
         index = (slice(None),) * self.axis + (slice(self.start, self.stop),)
-        return xp.ascontiguousarray(x[index])
+        return x[index]  # a view: a channel slice of a channels-last gradient feeds a conv as it is
 
     def gradient(self, node, g):
         x = node.inputs[0]

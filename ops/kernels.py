@@ -15,6 +15,8 @@ import numpy as np
 
 from minigraph.errors import ShapeError
 
+from . import threads
+
 Pair = Tuple[int, int]
 Pads = Tuple[Pair, Pair]
 
@@ -134,38 +136,6 @@ def crop(x, pads: Pads, in_hw: Pair):
     return x[:, :, t:t + in_hw[0], l:l + in_hw[1]]
 
 
-def windows(xp, x_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
-    """A read-only strided view (N, C, KH, KW, OH, OW) of every window of a padded input:
-
-    view[n, c, i, j, oh, ow] = x_padded[n, c, oh * sh + i * dh, ow * sw + j * dw].
-    """
-    n, c = x_padded.shape[:2]
-    s_n, s_c, s_h, s_w = x_padded.strides
-    shape = (n, c, k_hw[0], k_hw[1], out_hw[0], out_hw[1])
-    strides = (s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1])
-    return xp.lib.stride_tricks.as_strided(x_padded, shape=shape, strides=strides)
-
-
-def im2col(xp, x_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
-    """The patches of a padded input as one matrix (C * KH * KW, N * OH * OW): rows ordered
-    (c, i, j), columns (n, oh, ow). The copy reads the window view along OW, its inner axis."""
-    view = windows(xp, x_padded, k_hw, stride, dilation, out_hw)
-    n, c = x_padded.shape[:2]
-    rows = view.transpose(1, 2, 3, 0, 4, 5)
-    return rows.reshape(c * k_hw[0] * k_hw[1], n * out_hw[0] * out_hw[1])
-
-
-def channels_first(xp, x):
-    """(N, C, H, W) -> the matrix (C, N * H * W) (a copy unless N == 1)."""
-    n, c, h, w = x.shape
-    return x.transpose(1, 0, 2, 3).reshape(c, n * h * w)
-
-
-def batch_first(xp, m, n: int, hw: Pair):
-    """The inverse of `channels_first`: (C, N * H * W) -> a contiguous (N, C, H, W)."""
-    return xp.ascontiguousarray(m.reshape(m.shape[0], n, hw[0], hw[1]).transpose(1, 0, 2, 3))
-
-
 def tap(x_padded, i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair):
     """The (N, C, OH, OW) strided slice of a padded array seen by kernel tap (i, j).
 
@@ -181,88 +151,278 @@ def conv_out_hw(in_hw, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair) -> 
     return tuple(out_size(n, k, s, d, p) for n, k, s, d, p in zip(in_hw, k_hw, stride, dilation, pads))
 
 
-def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair):
-    """out[n, f, oh, ow] = sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
+# ---------------------------------------------------------------------------------
+# channels-last internals
+#
+# The heavy kernels work on channels-last memory: an (N, C, H, W) array is read as the
+# (N, H, W, C) array x.transpose(0, 2, 3, 1), whose rows (N*H*W, C) are a matrix that BLAS
+# takes as it is. Results are written channels-last too and handed back as NCHW-shaped views
+# (out.transpose(0, 3, 1, 2)), as PyTorch's channels_last memory format does: the public
+# layout stays NCHW, elementwise ufuncs keep the memory order, and the next conv, pool or
+# concat reads its input without a copy. Work is split over the batch by `threads.run_chunks`.
 
-    x (N, C, H, W), w (F, C, KH, KW) -> (N, F, OH, OW): im2col and one GEMM,
-    (F, C*KH*KW) @ (C*KH*KW, N*OH*OW).
+CHUNK_BYTES = 6 << 20  # workspace per chunk (an im2col matrix): a few MiB, to stay in cache
+
+
+def nhwc(xp, x):
+    """x (N, C, H, W) as an (N, H, W, C) array whose `rows` are a BLAS-ready matrix: a view
+    when x's memory is already channels-last (or a channel slice of such), else a copy."""
+    v = x.transpose(0, 2, 3, 1)
+    s = v.strides
+    if (s[3] == v.itemsize and s[2] >= v.shape[3] * v.itemsize and s[1] == s[2] * v.shape[2]
+            and s[0] == s[1] * v.shape[1]):
+        return v
+    return xp.ascontiguousarray(v)
+
+
+def rows(v):
+    """(N, H, W, C) from `nhwc` (or a batch slice of it) -> its (N*H*W, C) matrix, a view."""
+    return v.reshape(-1, v.shape[3])
+
+
+def nchw(v):
+    """The NCHW-shaped view of a channels-last (N, H, W, C) array."""
+    return v.transpose(0, 3, 1, 2)
+
+
+def per_chunk(n_bytes_per_item: int) -> int:
+    """Batch items per chunk so that a chunk's workspace is about CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // max(1, int(n_bytes_per_item)))
+
+
+def pad_nhwc(xp, v, pads: Pads, value=0.0):
+    """v (N, H, W, C) padded spatially with `value`; v itself when there is no padding."""
+    if is_zero_padding(pads):
+        return v
+    (t, b), (l, r) = pads
+    n, h, w, c = v.shape
+    out = xp.empty((n, h + t + b, w + l + r, c), dtype=v.dtype)
+    out[:, :t] = value
+    out[:, t + h:] = value
+    out[:, t:t + h, :l] = value
+    out[:, t:t + h, l + w:] = value
+    out[:, t:t + h, l:l + w] = v
+    return out
+
+
+def tap_nhwc(v_padded, i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair):
+    """The (N, OH, OW, C) strided slice of a padded channels-last array seen by tap (i, j)."""
+    top, left = i * dilation[0], j * dilation[1]
+    return v_padded[:, top:top + stride[0] * (out_hw[0] - 1) + 1:stride[0],
+                    left:left + stride[1] * (out_hw[1] - 1) + 1:stride[1]]
+
+
+def im2col_nhwc(xp, v_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
+    """The patches of a padded channels-last input as one matrix (N*OH*OW, KH*KW*C): rows
+    ordered (n, oh, ow), columns (i, j, c). A view for 1x1 kernels with stride 1."""
+    n, _, _, c = v_padded.shape
+    if k_hw == (1, 1) and stride == (1, 1) and v_padded.shape[1:3] == tuple(out_hw):
+        return rows(v_padded)
+    s_n, s_h, s_w, s_c = v_padded.strides
+    shape = (n, out_hw[0], out_hw[1], k_hw[0], k_hw[1], c)
+    strides = (s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c)
+    view = xp.lib.stride_tricks.as_strided(v_padded, shape=shape, strides=strides)
+    return view.reshape(n * out_hw[0] * out_hw[1], k_hw[0] * k_hw[1] * c)
+
+
+def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None):
+    """out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
+
+    x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> (N, F, OH, OW) (channels-last memory).
+    Per chunk of the batch: im2col (rows*, KH*KW*C) and one GEMM with w as (KH*KW*C, F).
     """
-    f, c, kh, kw = w.shape
+    n, c = x.shape[:2]
+    f, _, kh, kw = w.shape
     out_hw = conv_out_hw(x.shape[2:], (kh, kw), stride, pads, dilation)
-    cols = im2col(xp, pad(xp, x, pads), (kh, kw), stride, dilation, out_hw)
-    return batch_first(xp, xp.matmul(w.reshape(f, c * kh * kw), cols), x.shape[0], out_hw)
+    v = nhwc(xp, x)
+    wm = xp.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(kh * kw * c, f))
+    out = xp.empty((n, out_hw[0], out_hw[1], f), dtype=xp.result_type(x, w))
+
+    def part(a, z):
+        cols = im2col_nhwc(xp, pad_nhwc(xp, v[a:z], pads), (kh, kw), stride, dilation, out_hw)
+        o = rows(out[a:z])
+        xp.matmul(cols, wm, out=o)
+        if b is not None:
+            o += b
+
+    item = out_hw[0] * out_hw[1] * max(kh * kw * c, f) * x.itemsize
+    threads.run_chunks(xp, part, n, per_chunk(item))
+    return nchw(out)
 
 
 def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
     """The adjoint of `conv2d_forward` in x: g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W).
 
-    One GEMM per kernel tap, w[:, :, i, j].T @ g as (C, F) @ (F, N*OH*OW), added into the
-    strided cells the tap read (in a (C, N, H_pad, W_pad) buffer).
+    Per chunk: one GEMM g_rows (rows, F) @ w (F, KH*KW*C), then each tap's columns added into
+    the strided cells it read (in a padded channels-last buffer).
     """
     n, f, oh, ow = g.shape
     _, c, kh, kw = w.shape
-    (t, b), (l, r) = pads
-    dx = xp.zeros((c, n, in_hw[0] + t + b, in_hw[1] + l + r), dtype=g.dtype)
-    g2 = channels_first(xp, g)
-    for i in range(kh):
-        for j in range(kw):
-            contrib = xp.matmul(w[:, :, i, j].T, g2).reshape(c, n, oh, ow)
-            tap(dx, i, j, stride, dilation, (oh, ow))[...] += contrib
-    return xp.ascontiguousarray(crop(dx, pads, in_hw).transpose(1, 0, 2, 3))
+    (t, b_), (l, r) = pads
+    gv = nhwc(xp, g)
+    wm = xp.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c))
+    dx = xp.empty((n, in_hw[0], in_hw[1], c), dtype=xp.result_type(g, w))
+    direct = (kh, kw) == (1, 1) and stride == (1, 1) and is_zero_padding(pads)
+
+    def part(a, z):
+        if direct:
+            xp.matmul(rows(gv[a:z]), wm, out=rows(dx[a:z]))
+            return
+        cols = xp.matmul(rows(gv[a:z]), wm).reshape(z - a, oh, ow, kh, kw, c)
+        buf = xp.zeros((z - a, in_hw[0] + t + b_, in_hw[1] + l + r, c), dtype=dx.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                tap_nhwc(buf, i, j, stride, dilation, (oh, ow))[...] += cols[:, :, :, i, j]
+        dx[a:z] = buf[:, t:t + in_hw[0], l:l + in_hw[1]]
+
+    item = oh * ow * kh * kw * c * g.itemsize
+    threads.run_chunks(xp, part, n, per_chunk(item))
+    return nchw(dx)
 
 
 def conv2d_backprop_filter(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
     """The adjoint of `conv2d_forward` in w: x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW).
 
     gw[f, c, i, j] = sum_{n,oh,ow} g[n, f, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]:
-    one GEMM, (F, N*OH*OW) @ (N*OH*OW, C*KH*KW).
+    per chunk one GEMM (F, rows) @ (rows, KH*KW*C); the chunks' sums added.
     """
     f, c = g.shape[1], x.shape[1]
-    cols = im2col(xp, pad(xp, x, pads), k_hw, stride, dilation, tuple(g.shape[2:]))
-    return xp.matmul(channels_first(xp, g), cols.T).reshape(f, c, k_hw[0], k_hw[1])
+    kh, kw = k_hw
+    out_hw = tuple(g.shape[2:])
+    v, gv = nhwc(xp, x), nhwc(xp, g)
+
+    def part(a, z):
+        cols = im2col_nhwc(xp, pad_nhwc(xp, v[a:z], pads), k_hw, stride, dilation, out_hw)
+        return xp.matmul(rows(gv[a:z]).T, cols)
+
+    item = out_hw[0] * out_hw[1] * kh * kw * c * x.itemsize
+    parts = threads.run_chunks(xp, part, x.shape[0], per_chunk(item))
+    gw = sum(parts[1:], parts[0]) if parts else xp.zeros((f, kh * kw * c), dtype=xp.result_type(x, g))
+    return xp.ascontiguousarray(gw.reshape(f, kh, kw, c).transpose(0, 3, 1, 2))
 
 
-def max_pool_winners(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
-    """(max, winner) of every window: winner = the flat tap index i * KW + j of the FIRST
-    maximum in row-major order. Padded cells hold -inf, so they never win over a real cell."""
-    xp_ = pad(xp, x, pads, value=-np.inf)
-    best = tap(xp_, 0, 0, stride, (1, 1), out_hw).copy()
-    winner = xp.zeros(best.shape, dtype=np.int32)
-    for t in range(1, k_hw[0] * k_hw[1]):
-        cand = tap(xp_, t // k_hw[1], t % k_hw[1], stride, (1, 1), out_hw)
-        better = cand > best  # strict: ties keep the earlier tap
-        winner = xp.where(better, t, winner).astype(np.int32, copy=False)
-        best = xp.maximum(best, cand)
-    return best, winner
+def conv1x1_forward(xp, x, w, b=None):
+    """out[n, f] = b[f] + sum_c w[f, c] x[n, c]: x (N, C, H, W), w (F, C) -> (N, F, H, W),
+    one GEMM (rows, C) @ (C, F) per chunk of the batch (channels-last memory)."""
+    n, c, h, wd = x.shape
+    f = w.shape[0]
+    v = nhwc(xp, x)
+    wt = w.reshape(f, c).T
+    out = xp.empty((n, h, wd, f), dtype=xp.result_type(x, w))
+
+    def part(a, z):
+        o = rows(out[a:z])
+        xp.matmul(rows(v[a:z]), wt, out=o)
+        if b is not None:
+            o += b
+
+    threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, f) * x.itemsize * 2))
+    return nchw(out)
+
+
+def conv1x1_backprop_filter(xp, x, g):
+    """gw[f, c] = sum_{n,h,w} g[n, f, h, w] x[n, c, h, w]: (F, rows) @ (rows, C) per chunk, summed."""
+    n, c, h, wd = x.shape
+    v, gv = nhwc(xp, x), nhwc(xp, g)
+
+    def part(a, z):
+        return xp.matmul(rows(gv[a:z]).T, rows(v[a:z]))
+
+    parts = threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, g.shape[1]) * x.itemsize * 2))
+    if not parts:
+        return xp.zeros((g.shape[1], c), dtype=xp.result_type(x, g))
+    return sum(parts[1:], parts[0])
+
+
+def concat_channels(xp, xs):
+    """(N, C_k, H, W) arrays joined along the channels into one channels-last buffer (NCHW view)."""
+    n, _, h, w = xs[0].shape
+    out = xp.empty((n, h, w, sum(x.shape[1] for x in xs)), dtype=xp.result_type(*xs))
+
+    def part(a, z):
+        start = 0
+        for x in xs:
+            out[a:z, :, :, start:start + x.shape[1]] = x[a:z].transpose(0, 2, 3, 1)
+            start += x.shape[1]
+
+    threads.run_chunks(xp, part, n, per_chunk(h * w * out.shape[3] * out.itemsize))
+    return nchw(out)
+
+
+def _pool_taps(k_hw: Pair):
+    return [(t // k_hw[1], t % k_hw[1]) for t in range(k_hw[0] * k_hw[1])]
+
+
+def _window_max(xp, vp, k_hw, stride, out_hw):
+    best = tap_nhwc(vp, 0, 0, stride, (1, 1), out_hw).copy()
+    for i, j in _pool_taps(k_hw)[1:]:
+        xp.maximum(best, tap_nhwc(vp, i, j, stride, (1, 1), out_hw), out=best)
+    return best
 
 
 def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     """out[n, c, oh, ow] = max over the window (padded cells count as -inf)."""
-    xp_ = pad(xp, x, pads, value=-np.inf)
-    out = tap(xp_, 0, 0, stride, (1, 1), out_hw).copy()
-    for t in range(1, k_hw[0] * k_hw[1]):
-        xp.maximum(out, tap(xp_, t // k_hw[1], t % k_hw[1], stride, (1, 1), out_hw), out=out)
-    return out
+    n, c, h, w = x.shape
+    v = nhwc(xp, x)
+    out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
+
+    def part(a, z):
+        out[a:z] = _window_max(xp, pad_nhwc(xp, v[a:z], pads, -np.inf), k_hw, stride, out_hw)
+
+    threads.run_chunks(xp, part, n, per_chunk(4 * (h + 2) * (w + 2) * c * x.itemsize))
+    return nchw(out)
+
+
+def _winner_taps(xp, vp, k_hw, stride, out_hw):
+    """Yield (i, j, hit) for every tap: hit (N, OH, OW, C) is 1.0 where the tap holds the
+    window's FIRST maximum in row-major order, else 0.0 (built arithmetically, no masks)."""
+    best = _window_max(xp, vp, k_hw, stride, out_hw)
+    free = xp.ones(best.shape, dtype=vp.dtype)  # 1 until the window's winner is found
+    for i, j in _pool_taps(k_hw):
+        hit = tap_nhwc(vp, i, j, stride, (1, 1), out_hw) == best
+        hit = xp.multiply(hit, free, dtype=vp.dtype)
+        free -= hit
+        yield i, j, hit
 
 
 def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
     """Each window's incoming gradient g (N, C, OH, OW) added to its winner -> (N, C, H, W)."""
-    out_hw = g.shape[2:]
-    _, winner = max_pool_winners(xp, x, k_hw, stride, pads, out_hw)
-    dx = xp.zeros(pad(xp, x, pads).shape, dtype=g.dtype)
-    for t in range(k_hw[0] * k_hw[1]):
-        tap(dx, t // k_hw[1], t % k_hw[1], stride, (1, 1), out_hw)[...] += g * (winner == t)
-    return xp.ascontiguousarray(crop(dx, pads, x.shape[2:]))
+    n, c, h, w = x.shape
+    out_hw = tuple(g.shape[2:])
+    v, gv = nhwc(xp, x), nhwc(xp, g)
+    (t, b), (l, r) = pads
+    dx = xp.empty((n, h, w, c), dtype=g.dtype)
+
+    def part(a, z):
+        vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
+        buf = xp.zeros(vp.shape, dtype=g.dtype)
+        gz = gv[a:z]
+        for i, j, hit in _winner_taps(xp, vp, k_hw, stride, out_hw):
+            hit *= gz
+            tap_nhwc(buf, i, j, stride, (1, 1), out_hw)[...] += hit
+        dx[a:z] = buf[:, t:t + h, l:l + w]
+
+    threads.run_chunks(xp, part, n, per_chunk(8 * (h + 2) * (w + 2) * c * x.itemsize))
+    return nchw(dx)
 
 
 def max_pool_gather(xp, x, gg, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     """The adjoint of `max_pool_backward` in g: gg (N, C, H, W) read at each window's winner."""
-    _, winner = max_pool_winners(xp, x, k_hw, stride, pads, out_hw)
-    gp = pad(xp, gg, pads)
-    out = xp.zeros(winner.shape, dtype=gg.dtype)
-    for t in range(k_hw[0] * k_hw[1]):
-        out += tap(gp, t // k_hw[1], t % k_hw[1], stride, (1, 1), out_hw) * (winner == t)
-    return out
+    n, c, h, w = x.shape
+    v, ggv = nhwc(xp, x), nhwc(xp, gg)
+    out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=gg.dtype)
+
+    def part(a, z):
+        vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
+        gp = pad_nhwc(xp, ggv[a:z], pads)
+        acc = xp.zeros((z - a,) + out.shape[1:], dtype=gg.dtype)
+        for i, j, hit in _winner_taps(xp, vp, k_hw, stride, out_hw):
+            hit *= tap_nhwc(gp, i, j, stride, (1, 1), out_hw)
+            acc += hit
+        out[a:z] = acc
+
+    threads.run_chunks(xp, part, n, per_chunk(8 * (h + 2) * (w + 2) * c * x.itemsize))
+    return nchw(out)
 
 
 def pool_counts(xp, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair, dtype):

@@ -1,0 +1,79 @@
+"""How the CNN kernels use the CPU's cores: the one place that decides it.
+
+NumPy's elementwise work (im2col copies, padding, pooling, bias adds) runs on one core, while
+OpenBLAS spreads each GEMM over all cores and spins its idle threads between GEMMs. On a
+small CPU it is faster to own the threading: split the batch into chunks, run the chunks on a
+pool of Python threads (NumPy releases the GIL in its loops and in BLAS calls), and keep
+OpenBLAS at one thread while they run, so that copies and GEMMs of different chunks overlap.
+
+`run_chunks(xp, fn, n, per_chunk)` is the only entry point. With NumPy on a machine of more
+than one core it uses the thread pool; with any other array namespace (CuPy) it runs the
+chunks in order on the calling thread, where the device parallelises each call itself.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+Chunk = Tuple[int, int]
+
+_lock = threading.Lock()
+_inside = threading.local()  # set on the pool's threads: a nested call runs serially
+_pool: Optional[ThreadPoolExecutor] = None
+_blas = None  # threadpoolctl controller of the BLAS libraries, or False when unavailable
+
+
+def workers() -> int:
+    """Threads used for NumPy kernels: the CPUs this process may run on (at most 8)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool, _blas
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(workers(), thread_name_prefix="minigraph-kernel")
+            try:
+                from threadpoolctl import ThreadpoolController
+                _blas = ThreadpoolController().select(user_api="blas")
+            except Exception:  # threadpoolctl missing or unable to see the libraries
+                _blas = False
+    return _pool
+
+
+def chunks(n: int, per_chunk: int) -> List[Chunk]:
+    """[start, stop) ranges covering range(n), each of at most `per_chunk` items (>= 1)."""
+    per_chunk = max(1, int(per_chunk))
+    return [(s, min(s + per_chunk, n)) for s in range(0, n, per_chunk)]
+
+
+def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int) -> list:
+    """[fn(start, stop) for every chunk of range(n)], chunks of at most `per_chunk` items.
+
+    With NumPy the chunks run concurrently on the kernel thread pool (BLAS pinned to one thread
+    meanwhile); `fn` must then only write to disjoint parts of shared outputs. Results come back
+    in chunk order.
+    """
+    ranges = chunks(n, per_chunk)
+    if xp is not np or n < 2 or workers() < 2 or getattr(_inside, "flag", False):
+        return [fn(a, b) for a, b in ranges]
+    pool = _get_pool()
+    if len(ranges) < workers():  # fewer chunks than threads: split them finer
+        ranges = chunks(n, -(-n // workers()))
+
+    def call(r):
+        _inside.flag = True
+        return fn(*r)
+
+    if _blas:
+        with _blas.limit(limits=1):
+            return list(pool.map(call, ranges))
+    return list(pool.map(call, ranges))
