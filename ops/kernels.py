@@ -164,20 +164,39 @@ def conv_out_hw(in_hw, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair) -> 
 CHUNK_BYTES = 6 << 20  # workspace per chunk (an im2col matrix): a few MiB, to stay in cache
 
 
-def nhwc(xp, x):
-    """x (N, C, H, W) as an (N, H, W, C) array whose `rows` are a BLAS-ready matrix: a view
-    when x's memory is already channels-last (or a channel slice of such), else a copy."""
-    v = x.transpose(0, 2, 3, 1)
-    s = v.strides
-    if (s[3] == v.itemsize and s[2] >= v.shape[3] * v.itemsize and s[1] == s[2] * v.shape[2]
-            and s[0] == s[1] * v.shape[1]):
-        return v
-    return xp.ascontiguousarray(v)
+def cl(x):
+    """The channels-last (N, H, W, C) view of an (N, C, H, W) array, whatever its memory order."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def has_rows(v) -> bool:
+    """Whether the (N, H, W, C) view v reshapes to an (N*H*W, C) BLAS-ready matrix without a copy."""
+    s, it = v.strides, v.itemsize
+    return (s[3] == it and s[2] >= v.shape[3] * it and s[1] == s[2] * v.shape[2]
+            and s[0] == s[1] * v.shape[1])
 
 
 def rows(v):
-    """(N, H, W, C) from `nhwc` (or a batch slice of it) -> its (N*H*W, C) matrix, a view."""
+    """(N, H, W, C) with `has_rows` -> its (N*H*W, C) matrix, a view."""
     return v.reshape(-1, v.shape[3])
+
+
+def chunk_rows(xp, v):
+    """The (N*H*W, C) matrix of a channels-last chunk: a view when its memory allows, else a copy."""
+    return rows(v) if has_rows(v) else rows(xp.ascontiguousarray(v))
+
+
+def image_mats(xp, x, a: int, z: int):
+    """Images a..z of x (N, C, H, W) as [(start, stop, (images*H*W, C) matrix)], BLAS-ready:
+    one block when x's memory is channels-last, one transposed view per image when each image
+    is a contiguous (C, H*W) matrix (NCHW memory: no copy), else one copied block."""
+    v = cl(x)[a:z]
+    if has_rows(v):
+        return [(a, z, rows(v))]
+    n, c, h, w = x.shape
+    if x.strides[1:] == (h * w * x.itemsize, w * x.itemsize, x.itemsize):
+        return [(k, k + 1, x[k].reshape(c, h * w).T) for k in range(a, z)]
+    return [(a, z, chunk_rows(xp, v))]
 
 
 def nchw(v):
@@ -217,7 +236,7 @@ def im2col_nhwc(xp, v_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: 
     ordered (n, oh, ow), columns (i, j, c). A view for 1x1 kernels with stride 1."""
     n, _, _, c = v_padded.shape
     if k_hw == (1, 1) and stride == (1, 1) and v_padded.shape[1:3] == tuple(out_hw):
-        return rows(v_padded)
+        return chunk_rows(xp, v_padded)
     s_n, s_h, s_w, s_c = v_padded.strides
     shape = (n, out_hw[0], out_hw[1], k_hw[0], k_hw[1], c)
     strides = (s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c)
@@ -234,7 +253,7 @@ def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None):
     n, c = x.shape[:2]
     f, _, kh, kw = w.shape
     out_hw = conv_out_hw(x.shape[2:], (kh, kw), stride, pads, dilation)
-    v = nhwc(xp, x)
+    v = cl(x)
     wm = xp.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(kh * kw * c, f))
     out = xp.empty((n, out_hw[0], out_hw[1], f), dtype=xp.result_type(x, w))
 
@@ -259,16 +278,16 @@ def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilat
     n, f, oh, ow = g.shape
     _, c, kh, kw = w.shape
     (t, b_), (l, r) = pads
-    gv = nhwc(xp, g)
+    gv = cl(g)
     wm = xp.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c))
     dx = xp.empty((n, in_hw[0], in_hw[1], c), dtype=xp.result_type(g, w))
     direct = (kh, kw) == (1, 1) and stride == (1, 1) and is_zero_padding(pads)
 
     def part(a, z):
         if direct:
-            xp.matmul(rows(gv[a:z]), wm, out=rows(dx[a:z]))
+            xp.matmul(chunk_rows(xp, gv[a:z]), wm, out=rows(dx[a:z]))
             return
-        cols = xp.matmul(rows(gv[a:z]), wm).reshape(z - a, oh, ow, kh, kw, c)
+        cols = xp.matmul(chunk_rows(xp, gv[a:z]), wm).reshape(z - a, oh, ow, kh, kw, c)
         buf = xp.zeros((z - a, in_hw[0] + t + b_, in_hw[1] + l + r, c), dtype=dx.dtype)
         for i in range(kh):
             for j in range(kw):
@@ -289,11 +308,11 @@ def conv2d_backprop_filter(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilat
     f, c = g.shape[1], x.shape[1]
     kh, kw = k_hw
     out_hw = tuple(g.shape[2:])
-    v, gv = nhwc(xp, x), nhwc(xp, g)
+    v, gv = cl(x), cl(g)
 
     def part(a, z):
         cols = im2col_nhwc(xp, pad_nhwc(xp, v[a:z], pads), k_hw, stride, dilation, out_hw)
-        return xp.matmul(rows(gv[a:z]).T, cols)
+        return xp.matmul(chunk_rows(xp, gv[a:z]).T, cols)
 
     item = out_hw[0] * out_hw[1] * kh * kw * c * x.itemsize
     parts = threads.run_chunks(xp, part, x.shape[0], per_chunk(item))
@@ -306,15 +325,15 @@ def conv1x1_forward(xp, x, w, b=None):
     one GEMM (rows, C) @ (C, F) per chunk of the batch (channels-last memory)."""
     n, c, h, wd = x.shape
     f = w.shape[0]
-    v = nhwc(xp, x)
     wt = w.reshape(f, c).T
     out = xp.empty((n, h, wd, f), dtype=xp.result_type(x, w))
 
     def part(a, z):
-        o = rows(out[a:z])
-        xp.matmul(rows(v[a:z]), wt, out=o)
-        if b is not None:
-            o += b
+        for s, e, m in image_mats(xp, x, a, z):
+            o = rows(out[s:e])
+            xp.matmul(m, wt, out=o)
+            if b is not None:
+                o += b
 
     threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, f) * x.itemsize * 2))
     return nchw(out)
@@ -323,10 +342,15 @@ def conv1x1_forward(xp, x, w, b=None):
 def conv1x1_backprop_filter(xp, x, g):
     """gw[f, c] = sum_{n,h,w} g[n, f, h, w] x[n, c, h, w]: (F, rows) @ (rows, C) per chunk, summed."""
     n, c, h, wd = x.shape
-    v, gv = nhwc(xp, x), nhwc(xp, g)
-
     def part(a, z):
-        return xp.matmul(rows(gv[a:z]).T, rows(v[a:z]))
+        xs, gs = image_mats(xp, x, a, z), image_mats(xp, g, a, z)
+        if len(xs) != len(gs):  # one side per image, the other one block: go per image
+            xs = [m for k in range(a, z) for m in image_mats(xp, x, k, k + 1)]
+            gs = [m for k in range(a, z) for m in image_mats(xp, g, k, k + 1)]
+        acc = xp.matmul(gs[0][2].T, xs[0][2])
+        for (_, _, xm), (_, _, gm) in zip(xs[1:], gs[1:]):
+            acc += xp.matmul(gm.T, xm)
+        return acc
 
     parts = threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, g.shape[1]) * x.itemsize * 2))
     if not parts:
@@ -363,7 +387,7 @@ def _window_max(xp, vp, k_hw, stride, out_hw):
 def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     """out[n, c, oh, ow] = max over the window (padded cells count as -inf)."""
     n, c, h, w = x.shape
-    v = nhwc(xp, x)
+    v = cl(x)
     out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
 
     def part(a, z):
@@ -389,7 +413,7 @@ def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
     """Each window's incoming gradient g (N, C, OH, OW) added to its winner -> (N, C, H, W)."""
     n, c, h, w = x.shape
     out_hw = tuple(g.shape[2:])
-    v, gv = nhwc(xp, x), nhwc(xp, g)
+    v, gv = cl(x), cl(g)
     (t, b), (l, r) = pads
     dx = xp.empty((n, h, w, c), dtype=g.dtype)
 
@@ -409,7 +433,7 @@ def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
 def max_pool_gather(xp, x, gg, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     """The adjoint of `max_pool_backward` in g: gg (N, C, H, W) read at each window's winner."""
     n, c, h, w = x.shape
-    v, ggv = nhwc(xp, x), nhwc(xp, gg)
+    v, ggv = cl(x), cl(gg)
     out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=gg.dtype)
 
     def part(a, z):
