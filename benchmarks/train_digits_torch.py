@@ -7,7 +7,8 @@ Both frameworks start from the same weights (copied from the minigraph session),
 same mini-batches and use Adam with the same settings. Before timing, the script checks
 that both compute the same loss and the same first Adam step (dropout off), so the two
 epochs do the same work. Epochs alternate between the frameworks (minigraph, torch,
-minigraph, ...) so that a busy machine slows both alike; the medians are reported.
+minigraph, ...), with a pause before each so that the other library's idle threads stop
+spinning, and a busy machine slows both alike; the medians are reported.
 Imports torch: benchmarks only, minigraph itself never needs it.
 """
 from __future__ import annotations
@@ -115,6 +116,7 @@ def main():
         for epoch in range(args.epochs + 1):  # epoch 0 warms both up and is not counted
             for name, run in (("minigraph", lambda: epoch_minigraph(net, train_op, sess, data, epoch)),
                               ("torch", lambda: epoch_torch(model, opt, data, epoch))):
+                time.sleep(0.5)  # let the other library's idle threads stop spinning first
                 start = time.perf_counter()
                 run()
                 if epoch:
