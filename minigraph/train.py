@@ -196,7 +196,8 @@ def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bo
         run.resume()
         log(f"resumed from {run.checkpoint} at epoch {run.epoch + 1}, batch {run.batch}")
     elif os.path.exists(run.checkpoint):
-        log(f"note: starting afresh; {run.checkpoint} will be overwritten (use --resume to continue it)")
+        log(f"note: starting afresh; {run.checkpoint} will be overwritten (resume=True, or "
+            "`minigraph train --resume`, continues it instead)")
     say = tqdm.write if progress else log
     with _DeferredInterrupt() as interrupt:
         try:

@@ -57,6 +57,7 @@ def test_two_epochs_plus_resumed_one_equal_three(tmp_path, data, optimizer):
     losses = train_epochs(sess, first, data, (0, 2))
     mg.save(sess, tmp_path / "ckpt.npz", metadata={"epoch": 2})
     sess.close()
+    assert mg.checkpoint.read_metadata(tmp_path / "ckpt.npz") == {"epoch": 2}
 
     again = build(seed=99, optimizer=optimizer)  # other initial values: all must come from the file
     resumed = mg.Session(again[0], seed=12345)

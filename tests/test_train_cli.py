@@ -94,3 +94,15 @@ def test_help_lists_train_and_demo(capsys):
         cli.main(["--help"])
     text = capsys.readouterr().out
     assert "train" in text and "demo" in text
+
+
+def test_demo_writes_and_lists_every_file(tmp_path, capsys):
+    rc = cli.main(["demo", "--out", str(tmp_path), "--epochs", "1", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert "inception_5b" in printed and "total" in printed  # the GoogLeNet summary
+    listed = [line.split()[-1] for line in printed.splitlines() if line.startswith("  ") and str(tmp_path) in line]
+    assert len(listed) == 5
+    for path in listed:
+        assert os.path.getsize(path) > 0
+    assert any(p.endswith("googlenet.svg") or p.endswith("googlenet.gv") for p in listed)
