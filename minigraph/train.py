@@ -17,6 +17,7 @@ middle of an epoch. Ctrl-C finishes the current step, saves a checkpoint and rai
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -322,19 +323,33 @@ def add_command(subparsers) -> None:
         "train", help="train mini_inception on the 8x8 digits",
         description="Train mini_inception on scikit-learn's 8x8 digits. Writes checkpoint.npz, "
                     "metrics.json and loss.png to --out. Ctrl-C saves a checkpoint; --resume continues it.")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs in all (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"mini-batch size (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--epochs", type=_positive, default=None, help=f"epochs in all (default {d.epochs})")
+    p.add_argument("--batch-size", type=_positive, default=None, help=f"mini-batch size (default {d.batch_size})")
+    p.add_argument("--lr", type=_positive_float, default=None,
                    help=f"initial learning rate, halved every 4 epochs (default {d.lr})")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
                    help=f"adam, or sgd with Nesterov momentum 0.9 (default {d.optimizer})")
     p.add_argument("--seed", type=int, default=None, help=f"seed of weights, batches, dropout (default {d.seed})")
     p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--train-limit", type=int, default=None, metavar="N",
+    p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
                    help="train on the first N training images only (quick smoke runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, one line per epoch")
     p.set_defaults(func=run_command)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def run_command(args) -> int:

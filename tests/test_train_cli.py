@@ -106,3 +106,10 @@ def test_demo_writes_and_lists_every_file(tmp_path, capsys):
     for path in listed:
         assert os.path.getsize(path) > 0
     assert any(p.endswith("googlenet.svg") or p.endswith("googlenet.gv") for p in listed)
+
+
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-3"), ("--lr", "0")])
+def test_bad_settings_are_usage_errors(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", flag, value])
+    assert exit_info.value.code == 2 and "must be a positive" in capsys.readouterr().err
