@@ -397,16 +397,21 @@ def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     return nchw(out)
 
 
-def _winner_taps(xp, vp, k_hw, stride, out_hw):
-    """Yield (i, j, hit) for every tap: hit (N, OH, OW, C) is 1.0 where the tap holds the
-    window's FIRST maximum in row-major order, else 0.0 (built arithmetically, no masks)."""
+def _winner_shares(xp, vp, value, k_hw, stride, out_hw):
+    """Yield (i, j, share) for every tap in row-major order: share (N, OH, OW, C) is `value`
+    where the tap holds the window's FIRST maximum, else 0. Built arithmetically (no masked
+    ufuncs): what is handed out is taken from `rest`, so a later tie finds nothing left.
+    `share` is one reused buffer: use it before asking for the next tap."""
     best = _window_max(xp, vp, k_hw, stride, out_hw)
-    free = xp.ones(best.shape, dtype=vp.dtype)  # 1 until the window's winner is found
-    for i, j in _pool_taps(k_hw):
-        hit = tap_nhwc(vp, i, j, stride, (1, 1), out_hw) == best
-        hit = xp.multiply(hit, free, dtype=vp.dtype)
-        free -= hit
-        yield i, j, hit
+    rest = xp.array(value, dtype=vp.dtype)  # a fresh copy: the value not yet handed out
+    share = xp.empty(best.shape, dtype=vp.dtype)
+    taps = _pool_taps(k_hw)
+    for k, (i, j) in enumerate(taps):
+        xp.equal(tap_nhwc(vp, i, j, stride, (1, 1), out_hw), best, out=share, casting="unsafe")
+        share *= rest
+        if k + 1 < len(taps):
+            rest -= share
+        yield i, j, share
 
 
 def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
@@ -420,10 +425,8 @@ def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
     def part(a, z):
         vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
         buf = xp.zeros(vp.shape, dtype=g.dtype)
-        gz = gv[a:z]
-        for i, j, hit in _winner_taps(xp, vp, k_hw, stride, out_hw):
-            hit *= gz
-            tap_nhwc(buf, i, j, stride, (1, 1), out_hw)[...] += hit
+        for i, j, share in _winner_shares(xp, vp, gv[a:z], k_hw, stride, out_hw):
+            tap_nhwc(buf, i, j, stride, (1, 1), out_hw)[...] += share
         dx[a:z] = buf[:, t:t + h, l:l + w]
 
     threads.run_chunks(xp, part, n, per_chunk(8 * (h + 2) * (w + 2) * c * x.itemsize))
@@ -440,9 +443,10 @@ def max_pool_gather(xp, x, gg, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pai
         vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
         gp = pad_nhwc(xp, ggv[a:z], pads)
         acc = xp.zeros((z - a,) + out.shape[1:], dtype=gg.dtype)
-        for i, j, hit in _winner_taps(xp, vp, k_hw, stride, out_hw):
-            hit *= tap_nhwc(gp, i, j, stride, (1, 1), out_hw)
-            acc += hit
+        ones = xp.ones(acc.shape, dtype=gg.dtype)
+        for i, j, share in _winner_shares(xp, vp, ones, k_hw, stride, out_hw):
+            share *= tap_nhwc(gp, i, j, stride, (1, 1), out_hw)
+            acc += share
         out[a:z] = acc
 
     threads.run_chunks(xp, part, n, per_chunk(8 * (h + 2) * (w + 2) * c * x.itemsize))
