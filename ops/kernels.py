@@ -278,6 +278,12 @@ def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilat
     n, f, oh, ow = g.shape
     _, c, kh, kw = w.shape
     (t, b_), (l, r) = pads
+    ext = ((kh - 1) * dilation[0], (kw - 1) * dilation[1])
+    if stride == (1, 1) and (kh, kw) != (1, 1) and max(t, b_) <= ext[0] and max(l, r) <= ext[1]:
+        # stride 1: the full correlation of g with the flipped, transposed kernel
+        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        full = ((ext[0] - t, ext[0] - b_), (ext[1] - l, ext[1] - r))
+        return conv2d_forward(xp, g, w_flip, (1, 1), full, dilation)
     gv = cl(g)
     wm = xp.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c))
     dx = xp.empty((n, in_hw[0], in_hw[1], c), dtype=xp.result_type(g, w))
