@@ -466,7 +466,7 @@ def targets(rows: List[dict], naive: Optional[dict]) -> List[dict]:
 def environment(frameworks: Sequence[str]) -> dict:
     import threadpoolctl
     env = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-           "cpu": _cpu_model(), "loadavg_before": list(os.getloadavg()),
+           "cpu": _cpu_model(), "loadavg_before": list(os.getloadavg()), "commit": _commit(),
            "blas": [{k: i.get(k) for k in ("internal_api", "prefix", "version", "num_threads",
                                             "architecture", "threading_layer")}
                     for i in threadpoolctl.threadpool_info()]}
@@ -475,6 +475,17 @@ def environment(frameworks: Sequence[str]) -> dict:
         env["torch"] = torch.__version__
         env["torch_threads"] = torch.get_num_threads()
     return env
+
+
+def _commit() -> str:
+    """The checked-out commit, with "+changes" when the working tree differs from it."""
+    def git(*argv) -> str:
+        return subprocess.run(["git", *argv], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "-uno") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def _cpu_model() -> str:
@@ -543,7 +554,8 @@ def main(argv=None) -> int:
     for lib in env["blas"]:
         print(f"  threadpool: {lib['prefix']} {lib['internal_api']} {lib['version']} "
               f"threads={lib['num_threads']} {lib.get('architecture') or ''}")
-    print(f"  load average before: {env['loadavg_before']}; {args.reps} reps, {args.warmup} warm-up, "
+    print(f"  commit {env['commit']}; load average before: {env['loadavg_before']}; "
+          f"{args.reps} reps, {args.warmup} warm-up, "
           f"pause {args.pause}s, float32{', tiny shapes' if args.tiny else ''}\n")
 
     rows = []
@@ -575,6 +587,12 @@ def main(argv=None) -> int:
                   f"(target {t['op']} {t['limit']})")
     if args.profile:
         print_profiles(rows)
+    env["loadavg_after"] = list(os.getloadavg())
+    if env["loadavg_before"][0] > 0.5:
+        print(f"\nWARNING: other processes were using the CPUs (load average {env['loadavg_before'][0]:.1f} "
+              f"before the run, {env['loadavg_after'][0]:.1f} after, on {env['cpus']} CPUs): PyTorch's "
+              "OpenMP threads slow down badly when a core is taken, so these ratios are unreliable; "
+              "rerun on a quiet machine (--json keeps every repetition)")
     mismatches = [r["name"] for r in rows if r["max_rel_diff"].get("minigraph", 0.0) > MISMATCH]
     if naive and any(v > MISMATCH for v in naive["max_rel_diff"].values()):
         mismatches.append("naive-conv")
