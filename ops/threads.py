@@ -58,16 +58,26 @@ def chunks(n: int, per_chunk: int) -> List[Chunk]:
 def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int) -> list:
     """[fn(start, stop) for every chunk of range(n)], chunks of at most `per_chunk` items.
 
-    With NumPy the chunks run concurrently on the kernel thread pool (BLAS pinned to one thread
-    meanwhile); `fn` must then only write to disjoint parts of shared outputs. Results come back
+    With NumPy, BLAS is pinned to one thread meanwhile and, when there are several chunks,
+    they run concurrently on the kernel thread pool (rebalanced to a multiple of the pool's
+    size); `fn` must then only write to disjoint parts of shared outputs. Work that fits in
+    one chunk runs on the calling thread (a pool round trip would cost more than it saves),
+    except one item too big for a chunk, which leaves BLAS its own threads. Results come back
     in chunk order.
     """
     ranges = chunks(n, per_chunk)
-    if xp is not np or n < 2 or workers() < 2 or getattr(_inside, "flag", False):
+    if xp is not np or getattr(_inside, "flag", False):
         return [fn(a, b) for a, b in ranges]
     pool = _get_pool()
-    if len(ranges) < workers():  # fewer chunks than threads: split them finer
-        ranges = chunks(n, -(-n // workers()))
+    if len(ranges) == 1 and (n > 1 or per_chunk > 1 or workers() < 2):
+        if not _blas:
+            return [fn(0, n)]
+        with _blas.limit(limits=1):
+            return [fn(0, n)]
+    if len(ranges) == 1 or workers() < 2:  # one item bigger than a chunk: BLAS's threads
+        return [fn(a, b) for a, b in ranges]
+    k = -(-len(ranges) // workers()) * workers()
+    ranges = chunks(n, -(-n // k))
 
     def call(r):
         _inside.flag = True
