@@ -52,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/digits"
     train_limit: Optional[int] = None  # train on the first N training images only (smoke tests)
+    backend: Optional[str] = None  # "numpy" or "cupy"; None: MINIGRAPH_BACKEND, else numpy
 
     def schedule(self) -> Callable[[int], float]:
         """The learning rate of each epoch: halved every 4 epochs (independent of `epochs`,
@@ -94,7 +95,7 @@ class _Run:
         with graph:
             self.lr = optim.learning_rate(config.lr, name="learning_rate")
         self.train_op = config.make_optimizer(self.lr).minimize(self.model.loss)
-        self.sess = Session(graph, seed=config.seed)
+        self.sess = Session(graph, backend=config.backend, seed=config.seed)
         self.history: List[Dict[str, Any]] = []
         self.step_losses: List[float] = []
         self.epoch, self.batch = 0, 0
@@ -335,6 +336,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
                    help="train on the first N training images only (quick smoke runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, one line per epoch")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
+                   help="array backend (default: $MINIGRAPH_BACKEND, else numpy); a checkpoint resumes on either")
     p.set_defaults(func=run_command)
 
 
@@ -361,7 +364,7 @@ def run_command(args) -> int:
         settings.update({k: v for k, v in saved.items() if k in RESUMABLE + ("epochs",)})
     explicit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                 "optimizer": args.optimizer, "seed": args.seed, "train_limit": args.train_limit}
-    settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out)
+    settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out, backend=args.backend)
     config = TrainConfig(**settings)
     try:
         metrics = fit(config, resume=args.resume, progress=not args.no_progress)

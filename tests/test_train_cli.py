@@ -113,3 +113,12 @@ def test_bad_settings_are_usage_errors(flag, value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", flag, value])
     assert exit_info.value.code == 2 and "must be a positive" in capsys.readouterr().err
+
+
+def test_backend_flag_reaches_the_session(tmp_path, capsys):
+    from minigraph.backend import unavailable_reason
+    reason = unavailable_reason("cupy")
+    if reason is None:
+        pytest.skip("CuPy is usable here; the GPU check script trains with --backend cupy")
+    rc = cli.main(["train", "--out", str(tmp_path / "gpu"), "--backend", "cupy", *TINY])
+    assert rc == 2 and "backend 'cupy'" in capsys.readouterr().err
