@@ -379,15 +379,48 @@ def concat_channels(xp, xs):
     return nchw(out)
 
 
-def _pool_taps(k_hw: Pair):
-    return [(t // k_hw[1], t % k_hw[1]) for t in range(k_hw[0] * k_hw[1])]
+# Max pooling is separable: a window's maximum is the maximum over its KH row segments of
+# each segment's maximum (KW-1 + KH-1 passes instead of KH*KW-1), and its FIRST maximum in
+# row-major order lies in the first row segment that reaches it, at that segment's first
+# maximum. The gradient therefore goes in two stages: to row segments, then to cells.
 
 
-def _window_max(xp, vp, k_hw, stride, out_hw):
-    best = tap_nhwc(vp, 0, 0, stride, (1, 1), out_hw).copy()
-    for i, j in _pool_taps(k_hw)[1:]:
-        xp.maximum(best, tap_nhwc(vp, i, j, stride, (1, 1), out_hw), out=best)
+def _row_taps(vp, kw: int, sw: int, ow: int):
+    """The KW (N, Hp, OW, C) views of a padded channels-last array read by each window column."""
+    return [vp[:, :, j:j + sw * (ow - 1) + 1:sw] for j in range(kw)]
+
+
+def _col_taps(r, kh: int, sh: int, oh: int):
+    """The KH (N, OH, OW, C) views of the row-segment array read by each window row."""
+    return [r[:, i:i + sh * (oh - 1) + 1:sh] for i in range(kh)]
+
+
+def _max_of(xp, views):
+    best = views[0].copy()
+    for v in views[1:]:
+        xp.maximum(best, v, out=best)
     return best
+
+
+def _segment_and_window_max(xp, vp, k_hw, stride, out_hw):
+    """(row-segment maxima (N, Hp, OW, C), window maxima (N, OH, OW, C)) of a padded input."""
+    seg = _max_of(xp, _row_taps(vp, k_hw[1], stride[1], out_hw[1]))
+    return seg, _max_of(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]))
+
+
+def _first_max_shares(xp, cands, best, value):
+    """Yield (k, share) for the candidate views in order: share is `value` where cands[k] is
+    the FIRST candidate equal to `best`, else 0. Built arithmetically (no masked ufuncs): what
+    is handed out is taken from `rest`, so a later tie finds nothing left. `share` is one
+    reused buffer: use it before asking for the next candidate."""
+    rest = xp.array(value, dtype=best.dtype)  # a fresh copy: the value not yet handed out
+    share = xp.empty(best.shape, dtype=best.dtype)
+    for k, cand in enumerate(cands):
+        xp.equal(cand, best, out=share, casting="unsafe")
+        share *= rest
+        if k + 1 < len(cands):
+            rest -= share
+        yield k, share
 
 
 def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
@@ -397,27 +430,10 @@ def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
 
     def part(a, z):
-        out[a:z] = _window_max(xp, pad_nhwc(xp, v[a:z], pads, -np.inf), k_hw, stride, out_hw)
+        out[a:z] = _segment_and_window_max(xp, pad_nhwc(xp, v[a:z], pads, -np.inf), k_hw, stride, out_hw)[1]
 
     threads.run_chunks(xp, part, n, per_chunk(4 * (h + 2) * (w + 2) * c * x.itemsize))
     return nchw(out)
-
-
-def _winner_shares(xp, vp, value, k_hw, stride, out_hw):
-    """Yield (i, j, share) for every tap in row-major order: share (N, OH, OW, C) is `value`
-    where the tap holds the window's FIRST maximum, else 0. Built arithmetically (no masked
-    ufuncs): what is handed out is taken from `rest`, so a later tie finds nothing left.
-    `share` is one reused buffer: use it before asking for the next tap."""
-    best = _window_max(xp, vp, k_hw, stride, out_hw)
-    rest = xp.array(value, dtype=vp.dtype)  # a fresh copy: the value not yet handed out
-    share = xp.empty(best.shape, dtype=vp.dtype)
-    taps = _pool_taps(k_hw)
-    for k, (i, j) in enumerate(taps):
-        xp.equal(tap_nhwc(vp, i, j, stride, (1, 1), out_hw), best, out=share, casting="unsafe")
-        share *= rest
-        if k + 1 < len(taps):
-            rest -= share
-        yield i, j, share
 
 
 def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
@@ -430,9 +446,15 @@ def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
 
     def part(a, z):
         vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
+        seg, best = _segment_and_window_max(xp, vp, k_hw, stride, out_hw)
+        g_seg = xp.zeros(seg.shape, dtype=g.dtype)  # what each row segment receives
+        seg_taps = _col_taps(g_seg, k_hw[0], stride[0], out_hw[0])
+        for i, share in _first_max_shares(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]), best, gv[a:z]):
+            seg_taps[i] += share
         buf = xp.zeros(vp.shape, dtype=g.dtype)
-        for i, j, share in _winner_shares(xp, vp, gv[a:z], k_hw, stride, out_hw):
-            tap_nhwc(buf, i, j, stride, (1, 1), out_hw)[...] += share
+        cell_taps = _row_taps(buf, k_hw[1], stride[1], out_hw[1])
+        for j, share in _first_max_shares(xp, _row_taps(vp, k_hw[1], stride[1], out_hw[1]), seg, g_seg):
+            cell_taps[j] += share
         dx[a:z] = buf[:, t:t + h, l:l + w]
 
     threads.run_chunks(xp, part, n, per_chunk(8 * (h + 2) * (w + 2) * c * x.itemsize))
@@ -447,11 +469,18 @@ def max_pool_gather(xp, x, gg, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pai
 
     def part(a, z):
         vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
-        gp = pad_nhwc(xp, ggv[a:z], pads)
-        acc = xp.zeros((z - a,) + out.shape[1:], dtype=gg.dtype)
-        ones = xp.ones(acc.shape, dtype=gg.dtype)
-        for i, j, share in _winner_shares(xp, vp, ones, k_hw, stride, out_hw):
-            share *= tap_nhwc(gp, i, j, stride, (1, 1), out_hw)
+        seg, best = _segment_and_window_max(xp, vp, k_hw, stride, out_hw)
+        gp_taps = _row_taps(pad_nhwc(xp, ggv[a:z], pads), k_hw[1], stride[1], out_hw[1])
+        gg_seg = xp.zeros(seg.shape, dtype=gg.dtype)  # gg at each row segment's first maximum
+        for j, share in _first_max_shares(xp, _row_taps(vp, k_hw[1], stride[1], out_hw[1]), seg,
+                                          xp.ones(seg.shape, dtype=gg.dtype)):
+            share *= gp_taps[j]
+            gg_seg += share
+        seg_taps = _col_taps(gg_seg, k_hw[0], stride[0], out_hw[0])
+        acc = xp.zeros(best.shape, dtype=gg.dtype)
+        for i, share in _first_max_shares(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]), best,
+                                          xp.ones(best.shape, dtype=gg.dtype)):
+            share *= seg_taps[i]
             acc += share
         out[a:z] = acc
 
