@@ -116,9 +116,11 @@ def test_bad_settings_are_usage_errors(flag, value, capsys):
 
 
 def test_backend_flag_reaches_the_session(tmp_path, capsys):
+    """With CuPy and a GPU the run trains there; without, it stops with the backend's reason."""
     from minigraph.backend import unavailable_reason
     reason = unavailable_reason("cupy")
+    rc, out, metrics = train(tmp_path, "gpu", "--backend", "cupy", "--epochs", "1")
     if reason is None:
-        pytest.skip("CuPy is usable here; the GPU check script trains with --backend cupy")
-    rc = cli.main(["train", "--out", str(tmp_path / "gpu"), "--backend", "cupy", *TINY])
-    assert rc == 2 and "backend 'cupy'" in capsys.readouterr().err
+        assert rc == 0 and metrics["config"]["backend"] == "cupy" and len(metrics["epochs"]) == 1
+    else:
+        assert rc == 2 and reason in capsys.readouterr().err and metrics is None
