@@ -265,7 +265,7 @@ def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None):
             o += b
 
     item = out_hw[0] * out_hw[1] * max(kh * kw * c, f) * x.itemsize
-    threads.run_chunks(xp, part, n, per_chunk(item))
+    threads.run_chunks(xp, part, n, per_chunk(item), flops=2.0 * out.size * kh * kw * c)
     return nchw(out)
 
 
@@ -301,7 +301,7 @@ def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilat
         dx[a:z] = buf[:, t:t + in_hw[0], l:l + in_hw[1]]
 
     item = oh * ow * kh * kw * c * g.itemsize
-    threads.run_chunks(xp, part, n, per_chunk(item))
+    threads.run_chunks(xp, part, n, per_chunk(item), flops=2.0 * g.size * kh * kw * c)
     return nchw(dx)
 
 
@@ -321,7 +321,7 @@ def conv2d_backprop_filter(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilat
         return xp.matmul(chunk_rows(xp, gv[a:z]).T, cols)
 
     item = out_hw[0] * out_hw[1] * kh * kw * c * x.itemsize
-    parts = threads.run_chunks(xp, part, x.shape[0], per_chunk(item))
+    parts = threads.run_chunks(xp, part, x.shape[0], per_chunk(item), flops=2.0 * g.size * kh * kw * c)
     gw = sum(parts[1:], parts[0]) if parts else xp.zeros((f, kh * kw * c), dtype=xp.result_type(x, g))
     return xp.ascontiguousarray(gw.reshape(f, kh, kw, c).transpose(0, 3, 1, 2))
 
@@ -341,7 +341,7 @@ def conv1x1_forward(xp, x, w, b=None):
             if b is not None:
                 o += b
 
-    threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, f) * x.itemsize * 2))
+    threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, f) * x.itemsize * 2), flops=2.0 * out.size * c)
     return nchw(out)
 
 
@@ -358,7 +358,8 @@ def conv1x1_backprop_filter(xp, x, g):
             acc += xp.matmul(gm.T, xm)
         return acc
 
-    parts = threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, g.shape[1]) * x.itemsize * 2))
+    parts = threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, g.shape[1]) * x.itemsize * 2),
+                               flops=2.0 * g.size * c)
     if not parts:
         return xp.zeros((g.shape[1], c), dtype=xp.result_type(x, g))
     return sum(parts[1:], parts[0])

@@ -55,8 +55,12 @@ def chunks(n: int, per_chunk: int) -> List[Chunk]:
     return [(s, min(s + per_chunk, n)) for s in range(0, n, per_chunk)]
 
 
-def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int) -> list:
-    """[fn(start, stop) for every chunk of range(n)], chunks of at most `per_chunk` items.
+PARALLEL_FLOPS = 40e6  # below this much arithmetic, a pool round trip costs more than it saves
+
+
+def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int, flops: float = 0) -> list:
+    """[fn(start, stop) for every chunk of range(n)], chunks of at most `per_chunk` items;
+    `flops`, the arithmetic of the whole call, splits work that fits one chunk when large.
 
     With NumPy, BLAS is pinned to one thread meanwhile and, when there are several chunks,
     they run concurrently on the kernel thread pool (rebalanced to a multiple of the pool's
@@ -65,6 +69,8 @@ def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int) -> 
     except one item too big for a chunk, which leaves BLAS its own threads. Results come back
     in chunk order.
     """
+    if n >= 2 and flops >= PARALLEL_FLOPS:
+        per_chunk = min(per_chunk, -(-n // workers()))
     ranges = chunks(n, per_chunk)
     if xp is not np or getattr(_inside, "flag", False):
         return [fn(a, b) for a, b in ranges]
