@@ -192,11 +192,8 @@ class LocalResponseNorm(Op):
         return x
 
     def forward(self, xp, x):
-        from .kernels import channel_window_sum
-        s = channel_window_sum(xp, x * x, *self.window)
-        s *= self.alpha / self.size
-        s += self.k
-        return x * s ** -self.beta
+        from .kernels import lrn_forward
+        return lrn_forward(xp, x, self.size, self.alpha, self.beta, self.k)
 
     def gradient(self, node, g):
         from .elementwise import log, square
