@@ -279,8 +279,10 @@ def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilat
     _, c, kh, kw = w.shape
     (t, b_), (l, r) = pads
     ext = ((kh - 1) * dilation[0], (kw - 1) * dilation[1])
-    if stride == (1, 1) and (kh, kw) != (1, 1) and max(t, b_) <= ext[0] and max(l, r) <= ext[1]:
-        # stride 1: the full correlation of g with the flipped, transposed kernel
+    fits = max(t, b_) <= ext[0] and max(l, r) <= ext[1]
+    if stride == (1, 1) and (kh, kw) != (1, 1) and fits and (f < 2 * c or c < 64):
+        # stride 1: the full correlation of g with the flipped, transposed kernel (its im2col
+        # has F columns per tap; the tap scatter below wins when F >= 2C and C rows are long)
         w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         full = ((ext[0] - t, ext[0] - b_), (ext[1] - l, ext[1] - r))
         return conv2d_forward(xp, g, w_flip, (1, 1), full, dilation)
