@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class RunContext:
     xp: Any
     session: "Session"
     rng: Any
+    fuse_relu: bool = False  # set for an op with `fuses_relu`: return relu(output) instead
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Plan:
 
     steps: Tuple[Tuple[Node, Tuple[int, ...], Tuple[int, ...], bool], ...]
     fetch_indices: Tuple[int, ...]
+    relu_fused: FrozenSet[int] = frozenset()    # producers that apply the following relu themselves
+    relu_aliases: FrozenSet[int] = frozenset()  # those relus: their value is their input's
 
 
 class Session:
@@ -136,12 +139,16 @@ class Session:
         if plan is None:
             plan = self._plans[key] = self._make_plan(flat, fed)
         ctx = RunContext(self.xp, self, self.rng)
+        ctx_relu = RunContext(self.xp, self, self.rng, fuse_relu=True)
         values: Dict[int, Any] = {}
         for node, inputs, release, is_fed in plan.steps:
             if is_fed:
                 values[node.index] = fed[node]
+            elif node.index in plan.relu_aliases:
+                values[node.index] = values[inputs[0]]
             else:
-                values[node.index] = node.op.run(ctx, node, [values[i] for i in inputs])
+                run_ctx = ctx_relu if node.index in plan.relu_fused else ctx
+                values[node.index] = node.op.run(run_ctx, node, [values[i] for i in inputs])
             for i in release:
                 del values[i]
         outs = [values[i] for i in plan.fetch_indices]
@@ -179,7 +186,9 @@ class Session:
             if node.index not in last_use and node.index not in fetch_set:
                 drop = drop + (node.index,)
             steps.append((node, inputs, drop, is_fed))
-        return Plan(tuple(steps), tuple(n.index for n in fetches))
+        fused = _relu_fusions(order, fed, fetch_set)
+        return Plan(tuple(steps), tuple(n.index for n in fetches),
+                    frozenset(fused), frozenset(fused.values()))
 
     def _check_feed(self, feed: dict) -> Dict[Node, Any]:
         if not isinstance(feed, dict):
@@ -208,6 +217,28 @@ class Session:
                                 f"{value.dtype} {fmt(shape)} cannot be cast to it safely")
             value = value.astype(node.dtype)
         return self.backend.asarray(value)
+
+
+def _relu_fusions(order: Sequence[Node], fed, fetch_set) -> Dict[int, int]:
+    """{producer index: relu index} for every relu whose input comes from an op that can apply
+    the relu itself (`fuses_relu`, e.g. a conv adding its bias) and that nothing else in the run
+    reads but `step` nodes, which give the same result on relu(v) as on v. The producer then
+    returns relu(v) and the relu node shares its value."""
+    readers: Dict[int, List[Node]] = {}
+    for node in order:
+        if node not in fed:
+            for x in node.inputs:
+                readers.setdefault(x.index, []).append(node)
+    fused: Dict[int, int] = {}
+    for node in order:
+        if node.kind != "relu" or node in fed:
+            continue
+        src = node.inputs[0]
+        rest = [r for r in readers.get(src.index, []) if r is not node]
+        if (getattr(src.op, "fuses_relu", False) and src not in fed and src.index not in fetch_set
+                and len(rest) == len(readers[src.index]) - 1 and all(r.kind == "step" for r in rest)):
+            fused[src.index] = node.index
+    return fused
 
 
 def _schedule(graph: Graph, needed: Sequence[Node]) -> List[Node]:

@@ -61,6 +61,7 @@ class Conv2D(Op):
     """x (N, C, H, W) * w (F, C, KH, KW) [+ b (F,)] -> (N, F, OH, OW)."""
 
     kind: ClassVar[str] = "conv2d"
+    fuses_relu: ClassVar[bool] = True  # the session may ask for relu(out) (RunContext.fuse_relu)
     stride: Pair = (1, 1)
     padding: Pads = ((0, 0), (0, 0))
     dilation: Pair = (1, 1)
@@ -75,8 +76,11 @@ class Conv2D(Op):
         oh, ow = kernels.check_fits(x.shape[2:], w.shape[2:], self.stride, self.dilation, self.padding)
         return Spec((x.shape[0], w.shape[0], oh, ow), x.dtype)
 
-    def forward(self, xp, x, w, b=None):
-        return kernels.conv2d_forward(xp, x, w, self.stride, self.padding, self.dilation, b)
+    def forward(self, xp, x, w, b=None, relu: bool = False):
+        return kernels.conv2d_forward(xp, x, w, self.stride, self.padding, self.dilation, b, relu)
+
+    def run(self, ctx, node, arrays):
+        return self.forward(ctx.xp, *arrays, relu=ctx.fuse_relu)
 
     def gradient(self, node, g):
         x, w = node.inputs[:2]

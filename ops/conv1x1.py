@@ -31,6 +31,7 @@ class Conv1x1(Op):
     """x (N, C, H, W), w (F, C) or (F, C, 1, 1) [+ b (F,)] -> (N, F, H, W)."""
 
     kind: ClassVar[str] = "conv1x1"
+    fuses_relu: ClassVar[bool] = True  # the session may ask for relu(out) (RunContext.fuse_relu)
 
     def infer(self, x: Spec, w: Spec, *bias: Spec) -> Spec:
         check_rank(x, 4, "input")
@@ -46,8 +47,11 @@ class Conv1x1(Op):
                                  f"filters of {fmt(w.shape)}")
         return Spec((x.shape[0], w.shape[0]) + tuple(x.shape[2:]), x.dtype)
 
-    def forward(self, xp, x, w, b=None):
-        return kernels.conv1x1_forward(xp, x, w, b)
+    def forward(self, xp, x, w, b=None, relu: bool = False):
+        return kernels.conv1x1_forward(xp, x, w, b, relu)
+
+    def run(self, ctx, node, arrays):
+        return self.forward(ctx.xp, *arrays, relu=ctx.fuse_relu)
 
     def gradient(self, node, g):
         x, w = node.inputs[:2]

@@ -244,10 +244,11 @@ def im2col_nhwc(xp, v_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: 
     return view.reshape(n * out_hw[0] * out_hw[1], k_hw[0] * k_hw[1] * c)
 
 
-def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None):
+def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None, relu: bool = False):
     """out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
 
-    x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> (N, F, OH, OW) (channels-last memory).
+    x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> (N, F, OH, OW) (channels-last memory);
+    with `relu`, max(out, 0) (applied while the chunk is in cache).
     Per chunk of the batch: im2col (rows*, KH*KW*C) and one GEMM with w as (KH*KW*C, F).
     """
     n, c = x.shape[:2]
@@ -263,6 +264,8 @@ def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None):
         xp.matmul(cols, wm, out=o)
         if b is not None:
             o += b
+        if relu:
+            xp.maximum(o, 0, out=o)
 
     item = out_hw[0] * out_hw[1] * max(kh * kw * c, f) * x.itemsize
     threads.run_chunks(xp, part, n, per_chunk(item), flops=2.0 * out.size * kh * kw * c)
@@ -328,9 +331,10 @@ def conv2d_backprop_filter(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilat
     return xp.ascontiguousarray(gw.reshape(f, kh, kw, c).transpose(0, 3, 1, 2))
 
 
-def conv1x1_forward(xp, x, w, b=None):
+def conv1x1_forward(xp, x, w, b=None, relu: bool = False):
     """out[n, f] = b[f] + sum_c w[f, c] x[n, c]: x (N, C, H, W), w (F, C) -> (N, F, H, W),
-    one GEMM (rows, C) @ (C, F) per chunk of the batch (channels-last memory)."""
+    one GEMM (rows, C) @ (C, F) per chunk of the batch (channels-last memory); with `relu`,
+    max(out, 0)."""
     n, c, h, wd = x.shape
     f = w.shape[0]
     wt = w.reshape(f, c).T
@@ -342,6 +346,8 @@ def conv1x1_forward(xp, x, w, b=None):
             xp.matmul(m, wt, out=o)
             if b is not None:
                 o += b
+            if relu:
+                xp.maximum(o, 0, out=o)
 
     threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, f) * x.itemsize * 2), flops=2.0 * out.size * c)
     return nchw(out)
