@@ -18,12 +18,13 @@ python3 -c "import cupy, numpy, torch; print('cupy', cupy.__version__, '| numpy'
 
 echo "== op tests on the cupy backend, and cupy-vs-numpy consistency of every op =="
 start=$SECONDS
-python3 -m pytest -q -p no:cacheprovider -n 8 -k cupy tests/ops tests/test_backend_consistency.py \
-  tests/test_train_cli.py 2>&1 | tee "$OUT/tests.log" | tail -n 5
+timeout "${TEST_SECONDS:-900}" python3 -m pytest -q -p no:cacheprovider -n "${WORKERS:-8}" -k cupy tests/ops \
+  tests/test_backend_consistency.py tests/test_train_cli.py 2>&1 | tee "$OUT/tests.log" | tail -n 5
 echo "tests took $((SECONDS - start)) s"
 
 echo "== benchmark: minigraph on CuPy vs PyTorch on the same GPU =="
-python3 benchmarks/gpu_bench.py --batch 32 --json "$OUT/gpu_bench.json" 2>&1 | tee "$OUT/bench.log"
+timeout "${BENCH_SECONDS:-600}" python3 benchmarks/gpu_bench.py --batch 32 --json "$OUT/gpu_bench.json" 2>&1 | tee "$OUT/bench.log"
 
 echo "== minigraph train --backend cupy =="
-python3 -m minigraph train --backend cupy --no-progress --out /tmp/gpu-train 2>&1 | tail -n 6 | tee "$OUT/train.log"
+timeout "${TRAIN_SECONDS:-300}" python3 -m minigraph train --backend cupy --no-progress --out /tmp/gpu-train 2>&1 \
+  | tail -n 6 | tee "$OUT/train.log"
