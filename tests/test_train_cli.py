@@ -115,7 +115,7 @@ def test_bad_settings_are_usage_errors(flag, value, capsys):
     assert exit_info.value.code == 2 and "must be a positive" in capsys.readouterr().err
 
 
-def test_backend_flag_reaches_the_session(tmp_path, capsys):
+def test_train_on_cupy_backend_or_explain_why_not(tmp_path, capsys):
     """With CuPy and a GPU the run trains there; without, it stops with the backend's reason."""
     from minigraph.backend import unavailable_reason
     reason = unavailable_reason("cupy")
