@@ -7,8 +7,9 @@ pool of Python threads (NumPy releases the GIL in its loops and in BLAS calls), 
 OpenBLAS at one thread while they run, so that copies and GEMMs of different chunks overlap.
 
 `run_chunks(xp, fn, n, per_chunk)` is the only entry point. With NumPy on a machine of more
-than one core it uses the thread pool; with any other array namespace (CuPy) it runs the
-chunks in order on the calling thread, where the device parallelises each call itself.
+than one core it uses the thread pool; with any other array namespace (CuPy) it makes one
+call over the whole batch, since the device parallelises each call itself and many small
+launches would leave it idle.
 """
 from __future__ import annotations
 
@@ -69,10 +70,14 @@ def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int, flo
     except one item too big for a chunk, which leaves BLAS its own threads. Results come back
     in chunk order.
     """
+    if n == 0:
+        return []
+    if xp is not np:  # a device: one launch per kernel over the whole batch
+        return [fn(0, n)]
     if n >= 2 and flops >= PARALLEL_FLOPS:
         per_chunk = min(per_chunk, -(-n // workers()))
     ranges = chunks(n, per_chunk)
-    if xp is not np or getattr(_inside, "flag", False):
+    if getattr(_inside, "flag", False):
         return [fn(a, b) for a, b in ranges]
     pool = _get_pool()
     if len(ranges) == 1 and (n > 1 or per_chunk > 1 or workers() < 2):

@@ -1,0 +1,57 @@
+"""run_chunks: every item once, results in order; the device path (one call over the batch)
+computes what the threaded NumPy path computes."""
+import threading
+
+import numpy as np
+import pytest
+
+from minigraph.ops import kernels, threads
+
+
+class DeviceLike:
+    """NumPy under another name, so kernels take the path they take for CuPy."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def test_chunks_cover_the_range_once():
+    assert threads.chunks(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert threads.chunks(3, 0) == [(0, 1), (1, 2), (2, 3)]
+    assert threads.chunks(0, 4) == []
+
+
+@pytest.mark.parametrize("n,per_chunk,flops", [(1, 1, 0), (7, 2, 0), (8, 100, 1e9), (0, 3, 0)])
+def test_run_chunks_numpy_covers_items_in_order(n, per_chunk, flops):
+    seen, lock = [], threading.Lock()
+
+    def fn(a, b):
+        with lock:
+            seen.extend(range(a, b))
+        return (a, b)
+
+    out = threads.run_chunks(np, fn, n, per_chunk, flops)
+    assert sorted(seen) == list(range(n))
+    assert [r for r in out] == sorted(out) and sum(b - a for a, b in out) == n
+
+
+def test_device_path_is_one_call_over_the_batch():
+    calls = []
+    assert threads.run_chunks(DeviceLike(), lambda a, b: calls.append((a, b)) or (a, b), 9, 2) == [(0, 9)]
+    assert calls == [(0, 9)] and threads.run_chunks(DeviceLike(), lambda a, b: 1, 0, 2) == []
+
+
+def test_device_path_matches_numpy_path_on_conv_kernels():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5, 9, 8)).astype("float32")
+    w = rng.standard_normal((4, 5, 3, 3)).astype("float32")
+    b = rng.standard_normal(4).astype("float32")
+    pads = ((1, 1), (1, 1))
+    dev = DeviceLike()
+    ref = kernels.conv2d_forward(np, x, w, (1, 1), pads, (1, 1), b=b, relu=True)
+    got = kernels.conv2d_forward(dev, x, w, (1, 1), pads, (1, 1), b=b, relu=True)
+    assert np.allclose(ref, got, atol=1e-5)
+    g = rng.standard_normal(ref.shape).astype("float32")
+    for fn, args in [(kernels.conv2d_backprop_input, (g, w, (9, 8), (1, 1), pads, (1, 1))),
+                     (kernels.conv2d_backprop_filter, (x, g, (3, 3), (1, 1), pads, (1, 1)))]:
+        assert np.allclose(fn(np, *args), fn(dev, *args), atol=1e-4)
