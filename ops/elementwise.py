@@ -11,6 +11,8 @@ from minigraph.errors import ShapeError
 from minigraph.op import Op, apply, check_float
 from minigraph.spec import Spec, fmt
 
+from . import kernels
+
 
 def broadcast_shapes(a: tuple, b: tuple) -> tuple:
     """NumPy's broadcasting rule on static shapes (None = unknown)."""
@@ -142,7 +144,28 @@ class Relu(Unary):
 
     def gradient(self, node, g):
         # relu(x) > 0 exactly where x > 0: using the output lets the input be freed early
-        return [mul(g, step(node))]
+        return [relu_grad(g, node)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReluGrad(Op):
+    """g * (y > 0) for same-shaped g and y: relu's gradient g * step(relu output) in one
+    chunked, threaded pass. Linear in g; its derivative in y is zero (as step's)."""
+
+    kind: ClassVar[str] = "relu_grad"
+
+    def infer(self, g: Spec, y: Spec) -> Spec:
+        check_float(g, y)
+        if len(g.shape) != len(y.shape) or any(
+                a is not None and b is not None and a != b for a, b in zip(g.shape, y.shape)):
+            raise ShapeError(f"relu_grad needs same-shaped g and y, got {fmt(g.shape)} and {fmt(y.shape)}")
+        return g
+
+    def forward(self, xp, g, y):
+        return kernels.relu_grad(xp, g, y)
+
+    def gradient(self, node, gg):
+        return [relu_grad(gg, node.inputs[1]), None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,6 +329,11 @@ def relu(x, name: Optional[str] = None):
 def step(x, name: Optional[str] = None):
     """1 where x > 0 else 0, in x's dtype (not differentiable: its gradient is zero)."""
     return apply(Step(), [x], name)
+
+
+def relu_grad(g, y, name: Optional[str] = None):
+    """g where y > 0, else 0 (g and y of one shape): relu's gradient, given its output y."""
+    return apply(ReluGrad(), [g, y], name)
 
 
 def exp(x, name: Optional[str] = None):

@@ -577,3 +577,38 @@ def lrn_forward(xp, x, size: int, alpha: float, beta: float, k: float):
 
     threads.run_chunks(xp, part, x.shape[0], per_chunk(3 * x[:1].size * x.itemsize))
     return out
+
+
+# ---------------------------------------------------------------------------------
+# relu's gradient on large arrays, chunked over axis 0 (memory-bound: threads pay only on
+# the largest arrays, e.g. GoogLeNet's first layers)
+
+THREADED_ELEMENTS = 1 << 22  # below this, one NumPy call on the calling thread is as fast
+
+
+def _elementwise(xp, part, like):
+    """out = empty_like(like) (same memory order) filled by part(out_chunk, a, z) over chunks
+    of axis 0 (the batch); threaded through `threads.run_chunks` when the array is large."""
+    out = xp.empty_like(like)
+    if like.ndim == 0 or like.size < THREADED_ELEMENTS or like.shape[0] < 2:
+        part(out, None, None)  # whole arrays
+        return out
+    # memory-bound work: one chunk per thread (more, smaller chunks only add pool round trips)
+    threads.run_chunks(xp, lambda a, z: part(out[a:z], a, z), like.shape[0], like.shape[0],
+                       flops=threads.PARALLEL_FLOPS)
+    return out
+
+
+def _rows_of(x, a, z):
+    """x[a:z], or x itself when a is None."""
+    return x if a is None else x[a:z]
+
+
+def relu_grad(xp, g, y):
+    """g * (y > 0) for same-shaped g and y, in g's memory order: the mask is written as 0/1
+    straight into the output (no boolean temporary), then multiplied by g in place."""
+    def part(o, a, z):
+        xp.greater(_rows_of(y, a, z), 0, out=o, casting="unsafe")
+        xp.multiply(o, _rows_of(g, a, z), out=o)
+    return _elementwise(xp, part, g)
+

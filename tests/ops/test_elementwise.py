@@ -113,3 +113,47 @@ def test_shape_rule_matches_real_output(dims, ones, drop):
     for build, _ in BINARY.values():
         node, out = run(build, a, b)
         assert node.shape == out.shape
+
+
+def loop_relu_grad(g, y):
+    """g where y > 0 else 0, element by element."""
+    out = np.empty(g.shape, dtype=g.dtype)
+    for idx in itertools.product(*map(range, g.shape)):
+        out[idx] = g[idx] if y[idx] > 0 else 0.0
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3, 4, 5, 6)])
+def test_relu_grad_matches_loop_and_its_gradients(shape):
+    from minigraph.ops.elementwise import relu_grad
+    rng = np.random.default_rng(5)
+    g, y = rng.standard_normal(shape), np.maximum(rng.standard_normal(shape), 0)
+    node, out = run(relu_grad, g.astype("float32"), y.astype("float32"))
+    assert out.dtype == np.float32 and node.kind == "relu_grad"
+    assert np.array_equal(out, loop_relu_grad(g.astype("float32"), y.astype("float32")))
+    mg.testing.gradcheck(relu_grad, [g, y + 0.1 * (y > 0)], order=2, wrt=[0])
+
+
+def test_relu_gradient_is_one_relu_grad_node():
+    with mg.Graph():
+        x = mg.placeholder((2, 3))
+        y = ops.relu(x)
+        (gx,) = mg.gradients(ops.sum(y), [x])
+    assert gx.kind == "relu_grad" and gx.inputs[1] is y
+
+
+def test_relu_grad_threaded_path_keeps_memory_order():
+    """Arrays above the threading threshold, NCHW-shaped views of channels-last buffers."""
+    from minigraph.ops import kernels
+    rng = np.random.default_rng(6)
+    n, c, h, w = 4, 3, 5, 7
+    g = rng.standard_normal((n, h, w, c)).astype("float32").transpose(0, 3, 1, 2)
+    y = np.maximum(rng.standard_normal((n, h, w, c)), 0).astype("float32").transpose(0, 3, 1, 2)
+    saved = kernels.THREADED_ELEMENTS
+    kernels.THREADED_ELEMENTS = 1
+    try:
+        out = kernels.relu_grad(np, g, y)
+    finally:
+        kernels.THREADED_ELEMENTS = saved
+    assert out.strides == g.strides
+    assert np.array_equal(out, loop_relu_grad(g, y))

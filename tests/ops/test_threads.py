@@ -55,3 +55,15 @@ def test_device_path_matches_numpy_path_on_conv_kernels():
     for fn, args in [(kernels.conv2d_backprop_input, (g, w, (9, 8), (1, 1), pads, (1, 1))),
                      (kernels.conv2d_backprop_filter, (x, g, (3, 3), (1, 1), pads, (1, 1)))]:
         assert np.allclose(fn(np, *args), fn(dev, *args), atol=1e-4)
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_device_path_matches_numpy_path_on_relu_grad(threaded, monkeypatch):
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((5, 6, 7, 3)).astype("float32").transpose(0, 3, 1, 2)
+    y = np.maximum(rng.standard_normal(g.shape), 0).astype("float32")
+    if threaded:
+        monkeypatch.setattr(kernels, "THREADED_ELEMENTS", 1)
+    ref = kernels.relu_grad(np, g, y)
+    got = kernels.relu_grad(DeviceLike(), g, y)
+    assert np.array_equal(ref, got) and np.array_equal(ref, g * (y > 0))
