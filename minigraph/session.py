@@ -6,6 +6,7 @@ intermediate released right after its last use.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
@@ -141,19 +142,26 @@ class Session:
         ctx = RunContext(self.xp, self, self.rng)
         ctx_relu = RunContext(self.xp, self, self.rng, fuse_relu=True)
         values: Dict[int, Any] = {}
-        for node, inputs, release, is_fed in plan.steps:
-            if is_fed:
-                values[node.index] = fed[node]
-            elif node.index in plan.relu_aliases:
-                values[node.index] = values[inputs[0]]
-            else:
-                run_ctx = ctx_relu if node.index in plan.relu_fused else ctx
-                values[node.index] = node.op.run(run_ctx, node, [values[i] for i in inputs])
-            for i in release:
-                del values[i]
+        with self._kernel_scope():  # NumPy: the CNN kernels pin BLAS once per run, not per call
+            for node, inputs, release, is_fed in plan.steps:
+                if is_fed:
+                    values[node.index] = fed[node]
+                elif node.index in plan.relu_aliases:
+                    values[node.index] = values[inputs[0]]
+                else:
+                    run_ctx = ctx_relu if node.index in plan.relu_fused else ctx
+                    values[node.index] = node.op.run(run_ctx, node, [values[i] for i in inputs])
+                for i in release:
+                    del values[i]
         outs = [values[i] for i in plan.fetch_indices]
         outs = [self._deliver(n, v, to_host) for n, v in zip(flat, outs)]
         return rebuild(outs)
+
+    def _kernel_scope(self):
+        if self.xp is np:
+            from minigraph.ops.threads import blas_scope
+            return blas_scope()
+        return contextlib.nullcontext()
 
     def _deliver(self, node: Node, value, to_host: bool):
         if isinstance(node.op, Variable):  # never hand out the session's own buffer

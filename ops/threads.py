@@ -10,9 +10,13 @@ OpenBLAS at one thread while they run, so that copies and GEMMs of different chu
 than one core it uses the thread pool; with any other array namespace (CuPy) it makes one
 call over the whole batch, since the device parallelises each call itself and many small
 launches would leave it idle.
+
+`blas_scope()` is the executor's: inside it (a whole `Session.run` on NumPy), BLAS is pinned
+at the first kernel call and released at the end, instead of once per kernel call.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +30,8 @@ _lock = threading.Lock()
 _inside = threading.local()  # set on the pool's threads: a nested call runs serially
 _pool: Optional[ThreadPoolExecutor] = None
 _blas = None  # threadpoolctl controller of the BLAS libraries, or False when unavailable
+_blas_threads = 1  # BLAS's own thread count, as found
+_scope = threading.local()  # depth: open blas_scope()s on this thread; limiter: its pin, once taken
 
 
 def workers() -> int:
@@ -38,13 +44,14 @@ def workers() -> int:
 
 
 def _get_pool() -> ThreadPoolExecutor:
-    global _pool, _blas
+    global _pool, _blas, _blas_threads
     with _lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(workers(), thread_name_prefix="minigraph-kernel")
             try:
                 from threadpoolctl import ThreadpoolController
                 _blas = ThreadpoolController().select(user_api="blas")
+                _blas_threads = max([lib["num_threads"] for lib in _blas.info()] + [1])
             except Exception:  # threadpoolctl missing or unable to see the libraries
                 _blas = False
     return _pool
@@ -54,6 +61,44 @@ def chunks(n: int, per_chunk: int) -> List[Chunk]:
     """[start, stop) ranges covering range(n), each of at most `per_chunk` items (>= 1)."""
     per_chunk = max(1, int(per_chunk))
     return [(s, min(s + per_chunk, n)) for s in range(0, n, per_chunk)]
+
+
+@contextlib.contextmanager
+def blas_scope():
+    """Inside: the NumPy kernels' BLAS pin (one thread) is taken once, at the first kernel
+    call, and kept until the outermost scope on this thread exits (then BLAS gets its threads
+    back). Runs without kernel calls (plain matmuls) never pin. Nested scopes are free."""
+    depth = getattr(_scope, "depth", 0)
+    _scope.depth = depth + 1
+    if depth == 0:
+        _scope.limiter = None
+    try:
+        yield
+    finally:
+        _scope.depth = depth
+        if depth == 0 and _scope.limiter is not None:
+            limiter, _scope.limiter = _scope.limiter, None
+            limiter.restore_original_limits()
+
+
+def _pinned():
+    """A context that keeps BLAS at one thread around a kernel call: a no-op inside a
+    `blas_scope` (the scope holds the pin, taken here on first use)."""
+    if not _blas:
+        return contextlib.nullcontext()
+    if getattr(_scope, "depth", 0):
+        if _scope.limiter is None:
+            _scope.limiter = _blas.limit(limits=1)
+        return contextlib.nullcontext()
+    return _blas.limit(limits=1)
+
+
+def _unpinned():
+    """A context that gives BLAS its own threads back inside a `blas_scope` (one item too big
+    for a chunk); a no-op outside, where BLAS has them anyway."""
+    if _blas and getattr(_scope, "depth", 0) and _scope.limiter is not None:
+        return _blas.limit(limits=_blas_threads)
+    return contextlib.nullcontext()
 
 
 PARALLEL_FLOPS = 40e6  # below this much arithmetic, a pool round trip costs more than it saves
@@ -81,12 +126,11 @@ def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int, flo
         return [fn(a, b) for a, b in ranges]
     pool = _get_pool()
     if len(ranges) == 1 and (n > 1 or per_chunk > 1 or workers() < 2):
-        if not _blas:
-            return [fn(0, n)]
-        with _blas.limit(limits=1):
+        with _pinned():
             return [fn(0, n)]
     if len(ranges) == 1 or workers() < 2:  # one item bigger than a chunk: BLAS's threads
-        return [fn(a, b) for a, b in ranges]
+        with _unpinned():
+            return [fn(a, b) for a, b in ranges]
     k = -(-len(ranges) // workers()) * workers()
     ranges = chunks(n, -(-n // k))
 
@@ -94,7 +138,5 @@ def run_chunks(xp, fn: Callable[[int, int], object], n: int, per_chunk: int, flo
         _inside.flag = True
         return fn(*r)
 
-    if _blas:
-        with _blas.limit(limits=1):
-            return list(pool.map(call, ranges))
-    return list(pool.map(call, ranges))
+    with _pinned():
+        return list(pool.map(call, ranges))

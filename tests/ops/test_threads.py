@@ -67,3 +67,49 @@ def test_device_path_matches_numpy_path_on_relu_grad(threaded, monkeypatch):
     ref = kernels.relu_grad(np, g, y)
     got = kernels.relu_grad(DeviceLike(), g, y)
     assert np.array_equal(ref, got) and np.array_equal(ref, g * (y > 0))
+
+
+def blas_threads():
+    threads._get_pool()
+    if not threads._blas:
+        pytest.skip("threadpoolctl sees no BLAS library")
+    return max(lib["num_threads"] for lib in threads._blas.info())
+
+
+def test_blas_scope_pins_at_the_first_kernel_call_and_restores_at_the_end():
+    before = blas_threads()
+    seen = []
+    with threads.blas_scope():
+        assert blas_threads() == before  # no kernel call yet: plain matmuls keep BLAS's threads
+        with threads.blas_scope():  # nested: free, and its exit keeps the pin
+            threads.run_chunks(np, lambda a, b: seen.append(blas_threads()), 4, 4)
+        assert blas_threads() == 1
+        threads.run_chunks(np, lambda a, b: seen.append(blas_threads()), 4, 4)
+    assert seen == [1, 1] and blas_threads() == before
+
+
+def test_blas_scope_gives_blas_its_threads_for_one_item_too_big_for_a_chunk():
+    before = blas_threads()
+    if threads.workers() < 2:
+        pytest.skip("one CPU: no pool")
+    seen = []
+    with threads.blas_scope():
+        threads.run_chunks(np, lambda a, b: None, 4, 4)  # takes the pin
+        threads.run_chunks(np, lambda a, b: seen.append(blas_threads()), 1, 0)
+        assert blas_threads() == 1
+    assert seen == [before] and blas_threads() == before
+
+
+def test_session_run_on_numpy_restores_blas_threads():
+    import minigraph as mg
+    from minigraph import ops
+    before = blas_threads()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 6)).astype("float32")
+    w = rng.standard_normal((4, 3, 3, 3)).astype("float32")
+    with mg.Graph() as g:
+        xp = mg.placeholder(x.shape)
+        y = ops.conv2d(xp, mg.constant(w), padding=1)
+    out = mg.Session(g, backend="numpy").run(y, {xp: x})
+    ref = kernels.conv2d_forward(np, x, w, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    assert np.allclose(out, ref) and blas_threads() == before
