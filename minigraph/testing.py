@@ -16,6 +16,23 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 
+def evaluate(fn: Callable, *values, dtype=None, shapes: Optional[Sequence] = None):
+    """Build `fn` on placeholders shaped and typed like `values` and run it once, fed with them.
+
+    Returns (the output node, its value). `dtype` overrides the placeholders' dtype (values are
+    cast on feeding); `shapes` overrides their static shapes (e.g. a None batch). The backend
+    is the default one (MINIGRAPH_BACKEND, else NumPy). Meant for op tests and experiments.
+    """
+    import minigraph as mg
+
+    values = [np.asarray(v) for v in values]
+    shapes = shapes or [v.shape for v in values]
+    with mg.Graph() as g:
+        phs = [mg.placeholder(s, dtype=dtype or v.dtype) for s, v in zip(shapes, values)]
+        y = fn(*phs)
+    return y, mg.Session(g).run(y, dict(zip(phs, values)))
+
+
 class GradcheckError(AssertionError):
     """A symbolic gradient disagrees with the numerical one; the message shows the worst element."""
 

@@ -18,16 +18,22 @@ def _logsumexp(xp, x, axis):
 
 
 @dataclasses.dataclass(frozen=True)
-class Softmax(Op):
-    """exp(x) / sum(exp(x)) along `axis`, computed without overflow."""
+class AlongAxis(Op):
+    """Shared shape rule of the float ops that keep their input's shape and work along `axis`."""
 
-    kind: ClassVar[str] = "softmax"
     axis: int
 
     def infer(self, x: Spec) -> Spec:
         check_float(x)
         normalize_axes(self.axis, len(x.shape), x.shape)
         return x
+
+
+@dataclasses.dataclass(frozen=True)
+class Softmax(AlongAxis):
+    """exp(x) / sum(exp(x)) along `axis`, computed without overflow."""
+
+    kind: ClassVar[str] = "softmax"
 
     def forward(self, xp, x):
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
@@ -40,16 +46,10 @@ class Softmax(Op):
 
 
 @dataclasses.dataclass(frozen=True)
-class LogSoftmax(Op):
+class LogSoftmax(AlongAxis):
     """x - logsumexp(x) along `axis`."""
 
     kind: ClassVar[str] = "log_softmax"
-    axis: int
-
-    def infer(self, x: Spec) -> Spec:
-        check_float(x)
-        normalize_axes(self.axis, len(x.shape), x.shape)
-        return x
 
     def forward(self, xp, x):
         return x - _logsumexp(xp, x, self.axis)

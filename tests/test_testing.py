@@ -88,3 +88,10 @@ def test_non_float_inputs_are_fed_not_checked():
     logits = np.random.default_rng(0).standard_normal((3, 4))
     report = mg.testing.gradcheck(ops.softmax_cross_entropy, [logits, np.array([0, 3, 1])])
     assert len(report.max_abs_error) == 2
+
+
+def test_evaluate_builds_feeds_and_runs():
+    node, value = mg.testing.evaluate(lambda a, b: a @ b, np.ones((2, 3)), np.ones((3, 1)), dtype="float32",
+                                      shapes=[(None, 3), (3, 1)])
+    assert node.shape == (None, 1) and node.dtype == np.float32
+    assert value.dtype == np.float32 and np.array_equal(value, np.full((2, 1), 3.0))
