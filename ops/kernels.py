@@ -497,6 +497,140 @@ def max_pool_gather(xp, x, gg, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pai
     return nchw(out)
 
 
+# Winners as indices: `max_pool_argmax` records, per output, the row-major window tap of its
+# FIRST maximum; the backward pass then scatters g (one pass per tap: each tap's output grid
+# reads distinct input cells, so `view += g * (idx == k)` over the taps accumulates overlapping
+# windows without np.add.at) and its adjoint gathers at the same taps. Taps are clipped to the
+# real cells (a padded cell never wins), so nothing is padded or cropped.
+
+
+def argmax_dtype(k_hw: Pair):
+    """The dtype of a window-tap index: uint8 when KH*KW <= 256, else int32."""
+    return np.dtype(np.uint8) if k_hw[0] * k_hw[1] <= 256 else np.dtype(np.int32)
+
+
+def _clip(i: int, s: int, p: int, n: int, o: int):
+    """For window offset i (stride s, leading pad p, input length n, output length o): the
+    output slice whose tap i reads real cells, and the input slice of those cells (None, None
+    when no output does)."""
+    lo = max(0, -(-(p - i) // s))
+    hi = min(o, (n - 1 + p - i) // s + 1)
+    if hi <= lo:
+        return None, None
+    start = lo * s + i - p
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * s + 1, s)
+
+
+def _real_taps(k_hw: Pair, stride: Pair, pads: Pads, in_hw: Pair, out_hw: Pair):
+    """(k, output (rows, cols) slices, input (rows, cols) slices) for every window tap k that
+    reads a real cell for at least one output, in row-major order."""
+    out = []
+    for i in range(k_hw[0]):
+        oi, ii = _clip(i, stride[0], pads[0][0], in_hw[0], out_hw[0])
+        for j in range(k_hw[1]):
+            oj, ij = _clip(j, stride[1], pads[1][0], in_hw[1], out_hw[1])
+            if oi is not None and oj is not None:
+                out.append((i * k_hw[1] + j, (oi, oj), (ii, ij)))
+    return out
+
+
+def _channels_inner(xp, v):
+    """A channels-last chunk v (N, H, W, C) whose channels are adjacent in memory: v itself,
+    or a copy when they are not (NCHW memory: strided taps would be many times slower)."""
+    return v if v.strides[3] == v.itemsize or v.shape[3] == 1 else xp.ascontiguousarray(v)
+
+
+def max_pool_argmax(xp, x, y, k_hw: Pair, stride: Pair, pads: Pads):
+    """idx[n, c, oh, ow] = the row-major tap k = i * KW + j of the FIRST maximum of the window
+    (padded cells never win), given y = max_pool_forward(x). dtype `argmax_dtype(k_hw)`.
+
+    idx counts the taps before the first one equal to the maximum: per tap, `not found yet`
+    &= (tap < max) and idx += `not found yet` (no masked ufuncs, no padding; for uint8, the
+    byte-wise steps run on uint64 views, 8 cells at a time)."""
+    n, c, h, w = x.shape
+    out_hw = tuple(y.shape[2:])
+    v, yv = cl(x), cl(y)
+    taps = _real_taps(k_hw, stride, pads, (h, w), out_hw)
+    idx = xp.empty((n, out_hw[0], out_hw[1], c), dtype=argmax_dtype(k_hw))
+    narrow = idx.dtype == np.uint8
+
+    def part(a, z):
+        best, src = _channels_inner(xp, yv[a:z]), _channels_inner(xp, v[a:z])
+        size = best.size
+        # bytes in buffers of whole 8-byte words: the byte-wise `and` and `+=` run on uint64
+        # views, 8 cells per operation (a count stays below KH*KW <= 256: no carry)
+        whole = -(-size // 8) * 8
+        pending = xp.ones(whole, dtype=np.uint8)  # 1: no maximum among the taps so far
+        less = xp.empty(whole, dtype=bool)
+        count = xp.zeros(whole, dtype=idx.dtype)
+        less_v = less[:size].reshape(best.shape)
+        if narrow:
+            p64, l64, c64 = (b.view(np.uint64) for b in (pending, less, count))
+        else:
+            p64, l64, c64 = pending, less.view(np.uint8), count
+        real = {k: (o, i) for k, o, i in taps}
+        for k in range(taps[-1][0]):  # at the last real tap, nothing is pending any more
+            if k in real:
+                (oi, oj), (ii, ij) = real[k]
+                sub = less_v[:, oi, oj]
+                if sub.size != size:  # tap k is padding at some outputs: there it is not the max
+                    less[...] = True
+                xp.less(src[:, ii, ij], best[:, oi, oj], out=sub)
+                xp.bitwise_and(p64, l64, out=p64)
+            # where tap k is padding, `pending` stays: the count includes the tap all the same
+            c64 += p64
+        idx[a:z] = count[:size].reshape(best.shape)
+
+    threads.run_chunks(xp, part, n, per_chunk(4 * out_hw[0] * out_hw[1] * c * x.itemsize))
+    return nchw(idx)
+
+
+def max_pool_scatter(xp, idx, g, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pads):
+    """dx (N, C, H, W): each window's g (N, C, OH, OW) added at its winning tap idx (from
+    `max_pool_argmax`); one pass per tap over disjoint strided views, channels-last memory."""
+    n, c = g.shape[:2]
+    out_hw = tuple(g.shape[2:])
+    iv, gv = cl(idx), cl(g)
+    taps = _real_taps(k_hw, stride, pads, in_hw, out_hw)
+    dx = xp.empty((n, in_hw[0], in_hw[1], c), dtype=g.dtype)
+
+    def part(a, z):
+        d, gs, ids = dx[a:z], _channels_inner(xp, gv[a:z]), iv[a:z]
+        d[...] = 0
+        share = xp.empty(gs.shape, dtype=g.dtype)
+        for k, (oi, oj), (ii, ij) in taps:
+            sub = share[:, oi, oj]
+            xp.equal(ids[:, oi, oj], k, out=sub, casting="unsafe")
+            sub *= gs[:, oi, oj]
+            d[:, ii, ij] += sub
+
+    threads.run_chunks(xp, part, n, per_chunk(4 * in_hw[0] * in_hw[1] * c * g.itemsize))
+    return nchw(dx)
+
+
+def max_pool_gather_at(xp, idx, gg, k_hw: Pair, stride: Pair, pads: Pads):
+    """The adjoint of `max_pool_scatter`: out (N, C, OH, OW) = gg (N, C, H, W) read at each
+    window's winning tap idx."""
+    n, c, h, w = gg.shape
+    out_hw = tuple(idx.shape[2:])
+    iv, ggv = cl(idx), cl(gg)
+    taps = _real_taps(k_hw, stride, pads, (h, w), out_hw)
+    out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=gg.dtype)
+
+    def part(a, z):
+        o, ids, src = out[a:z], iv[a:z], _channels_inner(xp, ggv[a:z])
+        o[...] = 0
+        share = xp.empty(o.shape, dtype=gg.dtype)
+        for k, (oi, oj), (ii, ij) in taps:
+            sub = share[:, oi, oj]
+            xp.equal(ids[:, oi, oj], k, out=sub, casting="unsafe")
+            sub *= src[:, ii, ij]
+            o[:, oi, oj] += sub
+
+    threads.run_chunks(xp, part, n, per_chunk(4 * out_hw[0] * out_hw[1] * c * gg.itemsize))
+    return nchw(out)
+
+
 def pool_counts(xp, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair, dtype):
     """(OH, OW): how many real (unpadded) cells each window covers."""
     axes = []

@@ -5,9 +5,11 @@ Windows are `size` (KH, KW) moved by `stride`; padding takes the conv forms (int
 must be smaller than the window, so each window holds at least one real cell.
 
 - Max pooling: padded cells are -inf and never win. The gradient goes to one winner per
-  window, the FIRST maximum in row-major order on ties, through `MaxPoolGrad(x, g)`. That op
-  is linear in g: its gradient in g reads the upstream gradient at the same winners
-  (`MaxPoolGradGrad`), and in x it is zero (the winners are piecewise constant).
+  window, the FIRST maximum in row-major order on ties: `MaxPoolArgmax(x, y)` records each
+  window's winning tap once (from x and the pooled y, so the maxima are not recomputed), and
+  `MaxPoolGrad(idx, g)` scatter-adds g there. That op is linear in g: its gradient reads the
+  upstream gradient at the same winners (`MaxPoolGradGrad(idx, gg)`, a gather), and in x it
+  is zero (the winners are piecewise constant).
 - Average pooling: padded cells are excluded from the mean unless `count_include_pad`.
   `AvgPoolGrad(g)` is its adjoint, and the adjoint of that is `AvgPool` again.
 """
@@ -70,46 +72,81 @@ class MaxPool(_Pool):
         return kernels.max_pool_forward(xp, x, self.size, self.stride, self.padding, out_hw)
 
     def gradient(self, node, g):
-        return [max_pool_grad(node.inputs[0], g, **self.geometry())]
+        return [_scatter_to_winners(node.inputs[0], node, g, self.geometry())]
+
+
+@dataclasses.dataclass(frozen=True)
+class MaxPoolArgmax(_Pool):
+    """x (N, C, H, W), y = max_pool(x) -> (N, C, OH, OW) integers: the row-major window tap
+    i * KW + j of each window's first maximum (never a padded cell); uint8 when the window has
+    at most 256 cells, else int32. Not differentiable (the winners are piecewise constant)."""
+
+    kind: ClassVar[str] = "max_pool_argmax"
+
+    def infer(self, x: Spec, y: Spec) -> Spec:
+        out = self.out_spec(x)
+        if len(y.shape) != 4 or not all(dims_compatible(a, b) for a, b in zip(y.shape, out.shape)):
+            raise ShapeError(f"pooled input {fmt(y.shape)} does not match the pooled shape {fmt(out.shape)}")
+        check_float(x, y)
+        return Spec(out.shape, kernels.argmax_dtype(self.size))
+
+    def forward(self, xp, x, y):
+        return kernels.max_pool_argmax(xp, x, y, self.size, self.stride, self.padding)
+
+    def gradient(self, node, g):
+        return [None, None]
+
+
+def _check_winners(idx: Spec, g: Spec) -> None:
+    if len(idx.shape) != 4 or not all(dims_compatible(a, b) for a, b in zip(idx.shape, g.shape)):
+        raise ShapeError(f"gradient {fmt(g.shape)} does not match the winners {fmt(idx.shape)}")
+    if idx.dtype.kind not in "iu":
+        raise ShapeError(f"winners must be integers, got {idx.dtype}")
 
 
 @dataclasses.dataclass(frozen=True)
 class MaxPoolGrad(_Pool):
-    """x (N, C, H, W), g (N, C, OH, OW) -> (N, C, H, W): g added at each window's winner."""
+    """idx (N, C, OH, OW) from MaxPoolArgmax, g (N, C, OH, OW) -> (N, C, H, W) with (H, W) =
+    `input_hw`: g added at each window's winner (a scatter-add, one pass per window tap)."""
 
     kind: ClassVar[str] = "max_pool_grad"
+    input_hw: Pair = (1, 1)
 
-    def infer(self, x: Spec, g: Spec) -> Spec:
-        self.check_grad(x, g, x.shape[2:])
-        return Spec(x.shape, g.dtype)
+    def infer(self, idx: Spec, g: Spec) -> Spec:
+        _check_winners(idx, g)
+        x = Spec(tuple(g.shape[:2]) + tuple(self.input_hw), g.dtype)
+        self.check_grad(x, g, self.input_hw)
+        return x
 
-    def forward(self, xp, x, g):
-        return kernels.max_pool_backward(xp, x, g, self.size, self.stride, self.padding)
+    def forward(self, xp, idx, g):
+        return kernels.max_pool_scatter(xp, idx, g, self.input_hw, self.size, self.stride, self.padding)
 
     def gradient(self, node, gg):
-        x, _ = node.inputs
-        return [None, apply(MaxPoolGradGrad(**self.geometry()), [x, gg])]
+        idx, _ = node.inputs
+        return [None, apply(MaxPoolGradGrad(**self.geometry()), [idx, gg])]
 
 
 @dataclasses.dataclass(frozen=True)
 class MaxPoolGradGrad(_Pool):
-    """x (N, C, H, W), gg (N, C, H, W) -> (N, C, OH, OW): gg read at each window's winner."""
+    """idx (N, C, OH, OW), gg (N, C, H, W) -> (N, C, OH, OW): gg read at each window's winner
+    (a gather, the adjoint of MaxPoolGrad)."""
 
     kind: ClassVar[str] = "max_pool_grad_grad"
 
-    def infer(self, x: Spec, gg: Spec) -> Spec:
-        if len(gg.shape) != 4 or not all(dims_compatible(a, b) for a, b in zip(x.shape, gg.shape)):
-            raise ShapeError(f"gradient {fmt(gg.shape)} does not match the input {fmt(x.shape)}")
-        check_float(x, gg)
-        return self.out_spec(x)
+    def infer(self, idx: Spec, gg: Spec) -> Spec:
+        check_rank(gg, 4, "gradient")
+        check_float(gg)
+        out = self.out_spec(gg)
+        _check_winners(idx, out)
+        return Spec(idx.shape, gg.dtype)
 
-    def forward(self, xp, x, gg):
-        out_hw = kernels.check_fits(x.shape[2:], self.size, self.stride, (1, 1), self.padding)
-        return kernels.max_pool_gather(xp, x, gg, self.size, self.stride, self.padding, out_hw)
+    def forward(self, xp, idx, gg):
+        return kernels.max_pool_gather_at(xp, idx, gg, self.size, self.stride, self.padding)
 
     def gradient(self, node, g):
-        x, _ = node.inputs
-        return [None, max_pool_grad(x, g, **self.geometry())]
+        idx, gg = node.inputs
+        op = MaxPoolGrad(**self.geometry(), input_hw=static_hw(gg, self.kind))
+        return [None, apply(op, [idx, g])]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,5 +251,14 @@ def global_avg_pool(x, name: Optional[str] = None) -> Node:
 
 def max_pool_grad(x, g, size, stride=None, padding="VALID", name: Optional[str] = None) -> Node:
     """The gradient of `max_pool(x, ...)` for output gradient g: g added at each window's
-    first maximum -> x-shaped. Differentiable in g (zero in x)."""
-    return apply(MaxPoolGrad(**_geometry(x, size, stride, padding, "max_pool_grad")), [x, g], name)
+    first maximum -> x-shaped. Differentiable in g (zero in x). Built as max_pool(x), the
+    winners' indices (MaxPoolArgmax) and a MaxPoolGrad scatter; needs x's static (H, W)."""
+    geometry = _geometry(x, size, stride, padding, "max_pool_grad")
+    return _scatter_to_winners(x, apply(MaxPool(**geometry), [x]), g, geometry, name)
+
+
+def _scatter_to_winners(x: Node, y: Node, g, geometry: dict, name: Optional[str] = None) -> Node:
+    """MaxPoolGrad(MaxPoolArgmax(x, y), g) for y = max_pool(x) with `geometry`."""
+    idx = apply(MaxPoolArgmax(**geometry), [x, y])
+    op = MaxPoolGrad(**geometry, input_hw=static_hw(x, "max_pool"))
+    return apply(op, [idx, g], name)

@@ -97,6 +97,7 @@ CONFIGS = [
     ((1, 2, 7, 6), 3, 3, ((0, 2), (1, 0))),
     ((1, 3, 5, 8), (3, 2), (1, 2), (1, 0)),
     ((2, 2, 5, 5), 5, 1, "VALID"),            # window = input
+    ((2, 2, 1, 5), (3, 2), 1, ((1, 1), (0, 0))),  # window rows 0 and 2 are padding at every output
 ]
 
 
@@ -264,3 +265,87 @@ def test_errors():
             ops.max_pool(x, 0)
         with pytest.raises(mg.ShapeError, match="floating dtype"):
             ops.global_avg_pool(mg.placeholder((1, 2, 3, 3), dtype="int32"))
+
+
+def loop_winner_taps(x, size, stride, pads):
+    """For each window: the row-major tap i * KW + j of its first maximum among real cells."""
+    n, c, h, w = x.shape
+    (t, _), (l, _) = pads
+    oh, ow, cells = window_cells(h, w, size, stride, pads)
+    out = np.zeros((n, c, oh, ow), dtype=np.int64)
+    for i in range(n):
+        for ch in range(c):
+            for (p, q), where in cells.items():
+                best = where[0]
+                for r, s in where[1:]:
+                    if x[i, ch, r, s] > x[i, ch][best]:
+                        best = (r, s)
+                out[i, ch, p, q] = (best[0] - p * stride[0] + t) * size[1] + best[1] - q * stride[1] + l
+    return out
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_winner_indices_match_loop(cfg):
+    x_shape, size, stride, padding = cfg
+    x = np.random.default_rng(11).integers(-2, 2, size=x_shape).astype("float32")  # many ties
+    size2 = pair(size)
+    stride2 = size2 if stride is None else pair(stride)
+    pads = explicit_pads(padding, x_shape[2:], size2, stride2)
+    with mg.Graph() as graph:
+        xn = mg.placeholder(x_shape)
+        y = ops.max_pool(xn, size, stride, padding)
+        (dx,) = mg.gradients(ops.sum(y), [xn])
+    (idx,) = [n for n in graph.nodes if n.kind == "max_pool_argmax"]
+    got = mg.Session(graph).run(idx, {xn: x})
+    assert got.dtype == np.uint8 and idx.dtype == np.uint8 and idx.shape == y.shape
+    np.testing.assert_array_equal(got, loop_winner_taps(x, size2, stride2, pads))
+
+
+def test_windows_of_more_than_256_cells_use_int32_winners():
+    rng = np.random.default_rng(12)
+    x = rng.integers(-3, 3, size=(2, 2, 18, 17)).astype("float64")  # ties everywhere
+    size, stride, pads = (17, 16), (1, 1), ((0, 0), (0, 0))
+    with mg.Graph() as graph:
+        xn = mg.placeholder(x.shape, "float64")
+        y = ops.max_pool(xn, size, stride)
+        gn = mg.placeholder(y.shape, "float64")
+        (dx,) = mg.gradients(y, [xn], grad_ys=[gn])
+    (idx,) = [n for n in graph.nodes if n.kind == "max_pool_argmax"]
+    g = rng.standard_normal(y.shape)
+    got_idx, got_dx = mg.Session(graph).run([idx, dx], {xn: x, gn: g})
+    assert idx.dtype == np.int32 and got_idx.dtype == np.int32
+    np.testing.assert_array_equal(got_idx, loop_winner_taps(x, size, stride, pads))
+    np.testing.assert_allclose(got_dx, loop_max_pool_backward(x, g, size, stride, pads), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_gradient_and_its_gradient_in_either_memory_order(layout):
+    """Kernels read NCHW-shaped views of either memory order; the results do not depend on it."""
+    from minigraph.ops import kernels
+    rng = np.random.default_rng(13)
+    x = rng.integers(-3, 3, size=(3, 4, 9, 7)).astype("float32")
+    g = rng.standard_normal((3, 4, 5, 4)).astype("float32")
+    gg = rng.standard_normal(x.shape).astype("float32")
+    size, stride, pads = (3, 3), (2, 2), ((1, 1), (1, 1))
+    if layout == "nhwc":
+        x, g, gg = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) for a in (x, g, gg))
+    y = kernels.max_pool_forward(np, x, size, stride, pads, (5, 4))
+    idx = kernels.max_pool_argmax(np, x, y, size, stride, pads)
+    np.testing.assert_array_equal(idx, loop_winner_taps(x, size, stride, pads))
+    dx = kernels.max_pool_scatter(np, idx, g, (9, 7), size, stride, pads)
+    assert dx.dtype == np.float32
+    np.testing.assert_allclose(dx, loop_max_pool_backward(x, g, size, stride, pads), rtol=1e-5, atol=1e-5)
+    # the gather is the scatter's adjoint: <scatter(g), gg> == <g, gather(gg)>
+    back = kernels.max_pool_gather_at(np, idx, gg, size, stride, pads)
+    assert back.dtype == np.float32 and back.shape == g.shape
+    np.testing.assert_allclose(float((dx * gg).sum()), float((g * back).sum()), rtol=1e-4)
+
+
+def test_winner_shape_errors():
+    with mg.Graph():
+        x = mg.placeholder((2, 3, 6, 6))
+        g = mg.placeholder((2, 3, 4, 4))
+        with pytest.raises(mg.ShapeError, match=r"max_pool_grad.*gradient \(2, 3, 4, 4\) does not match the winners \(2, 3, 3, 3\)"):
+            ops.max_pool_grad(x, g, 2)
+        with pytest.raises(mg.ShapeError, match="static spatial"):
+            ops.max_pool_grad(mg.placeholder((2, 3, None, 6)), g, 2)

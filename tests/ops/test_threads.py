@@ -113,3 +113,21 @@ def test_session_run_on_numpy_restores_blas_threads():
     out = mg.Session(g, backend="numpy").run(y, {xp: x})
     ref = kernels.conv2d_forward(np, x, w, (1, 1), ((1, 1), (1, 1)), (1, 1))
     assert np.allclose(out, ref) and blas_threads() == before
+
+
+@pytest.mark.parametrize("stride, pads", [((2, 2), ((1, 1), (0, 1))), ((1, 1), ((1, 1), (1, 1)))])
+def test_device_path_matches_numpy_path_on_max_pool_winners(stride, pads, monkeypatch):
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", 1)  # NumPy: one image per chunk, on the thread pool
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 3, size=(5, 6, 9, 8)).astype("float32")  # ties: the first maximum must win
+    out_hw = kernels.check_fits((9, 8), (3, 3), stride, (1, 1), pads)
+    dev = DeviceLike()
+    y = kernels.max_pool_forward(np, x, (3, 3), stride, pads, out_hw)
+    idx = kernels.max_pool_argmax(np, x, y, (3, 3), stride, pads)
+    np.testing.assert_array_equal(idx, kernels.max_pool_argmax(dev, x, y, (3, 3), stride, pads))
+    g = rng.standard_normal(y.shape).astype("float32")
+    gg = rng.standard_normal(x.shape).astype("float32")
+    np.testing.assert_array_equal(kernels.max_pool_scatter(np, idx, g, (9, 8), (3, 3), stride, pads),
+                                  kernels.max_pool_scatter(dev, idx, g, (9, 8), (3, 3), stride, pads))
+    np.testing.assert_array_equal(kernels.max_pool_gather_at(np, idx, gg, (3, 3), stride, pads),
+                                  kernels.max_pool_gather_at(dev, idx, gg, (3, 3), stride, pads))
