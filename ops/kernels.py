@@ -389,9 +389,7 @@ def concat_channels(xp, xs):
 
 
 # Max pooling is separable: a window's maximum is the maximum over its KH row segments of
-# each segment's maximum (KW-1 + KH-1 passes instead of KH*KW-1), and its FIRST maximum in
-# row-major order lies in the first row segment that reaches it, at that segment's first
-# maximum. The gradient therefore goes in two stages: to row segments, then to cells.
+# each segment's maximum (KW-1 + KH-1 passes instead of KH*KW-1).
 
 
 def _row_taps(vp, kw: int, sw: int, ow: int):
@@ -417,21 +415,6 @@ def _segment_and_window_max(xp, vp, k_hw, stride, out_hw):
     return seg, _max_of(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]))
 
 
-def _first_max_shares(xp, cands, best, value):
-    """Yield (k, share) for the candidate views in order: share is `value` where cands[k] is
-    the FIRST candidate equal to `best`, else 0. Built arithmetically (no masked ufuncs): what
-    is handed out is taken from `rest`, so a later tie finds nothing left. `share` is one
-    reused buffer: use it before asking for the next candidate."""
-    rest = xp.array(value, dtype=best.dtype)  # a fresh copy: the value not yet handed out
-    share = xp.empty(best.shape, dtype=best.dtype)
-    for k, cand in enumerate(cands):
-        xp.equal(cand, best, out=share, casting="unsafe")
-        share *= rest
-        if k + 1 < len(cands):
-            rest -= share
-        yield k, share
-
-
 def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     """out[n, c, oh, ow] = max over the window (padded cells count as -inf)."""
     n, c, h, w = x.shape
@@ -442,58 +425,6 @@ def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
         out[a:z] = _segment_and_window_max(xp, pad_nhwc(xp, v[a:z], pads, -np.inf), k_hw, stride, out_hw)[1]
 
     threads.run_chunks(xp, part, n, per_chunk(4 * (h + 2) * (w + 2) * c * x.itemsize))
-    return nchw(out)
-
-
-def max_pool_backward(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads):
-    """Each window's incoming gradient g (N, C, OH, OW) added to its winner -> (N, C, H, W)."""
-    n, c, h, w = x.shape
-    out_hw = tuple(g.shape[2:])
-    v, gv = cl(x), cl(g)
-    (t, b), (l, r) = pads
-    dx = xp.empty((n, h, w, c), dtype=g.dtype)
-
-    def part(a, z):
-        vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
-        seg, best = _segment_and_window_max(xp, vp, k_hw, stride, out_hw)
-        g_seg = xp.zeros(seg.shape, dtype=g.dtype)  # what each row segment receives
-        seg_taps = _col_taps(g_seg, k_hw[0], stride[0], out_hw[0])
-        for i, share in _first_max_shares(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]), best, gv[a:z]):
-            seg_taps[i] += share
-        buf = xp.zeros(vp.shape, dtype=g.dtype)
-        cell_taps = _row_taps(buf, k_hw[1], stride[1], out_hw[1])
-        for j, share in _first_max_shares(xp, _row_taps(vp, k_hw[1], stride[1], out_hw[1]), seg, g_seg):
-            cell_taps[j] += share
-        dx[a:z] = buf[:, t:t + h, l:l + w]
-
-    threads.run_chunks(xp, part, n, per_chunk(8 * (h + 2) * (w + 2) * c * x.itemsize))
-    return nchw(dx)
-
-
-def max_pool_gather(xp, x, gg, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
-    """The adjoint of `max_pool_backward` in g: gg (N, C, H, W) read at each window's winner."""
-    n, c, h, w = x.shape
-    v, ggv = cl(x), cl(gg)
-    out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=gg.dtype)
-
-    def part(a, z):
-        vp = pad_nhwc(xp, v[a:z], pads, -np.inf)
-        seg, best = _segment_and_window_max(xp, vp, k_hw, stride, out_hw)
-        gp_taps = _row_taps(pad_nhwc(xp, ggv[a:z], pads), k_hw[1], stride[1], out_hw[1])
-        gg_seg = xp.zeros(seg.shape, dtype=gg.dtype)  # gg at each row segment's first maximum
-        for j, share in _first_max_shares(xp, _row_taps(vp, k_hw[1], stride[1], out_hw[1]), seg,
-                                          xp.ones(seg.shape, dtype=gg.dtype)):
-            share *= gp_taps[j]
-            gg_seg += share
-        seg_taps = _col_taps(gg_seg, k_hw[0], stride[0], out_hw[0])
-        acc = xp.zeros(best.shape, dtype=gg.dtype)
-        for i, share in _first_max_shares(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]), best,
-                                          xp.ones(best.shape, dtype=gg.dtype)):
-            share *= seg_taps[i]
-            acc += share
-        out[a:z] = acc
-
-    threads.run_chunks(xp, part, n, per_chunk(8 * (h + 2) * (w + 2) * c * x.itemsize))
     return nchw(out)
 
 
