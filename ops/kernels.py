@@ -523,13 +523,22 @@ def max_pool_scatter(xp, idx, g, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pa
     out_hw = tuple(g.shape[2:])
     iv, gv = cl(idx), cl(g)
     taps = _real_taps(k_hw, stride, pads, in_hw, out_hw)
+    # a tap whose cells are all of dx (stride 1, e.g. the centre of a 3x3 SAME window) writes
+    # dx first, instead of zeros and an add
+    covering = [t for t in taps if all(s.start == 0 and s.step == 1 and s.stop == size for s, size in zip(t[2], in_hw))]
+    rest = [t for t in taps if t is not covering[0]] if covering else taps
     dx = xp.empty((n, in_hw[0], in_hw[1], c), dtype=g.dtype)
 
     def part(a, z):
         d, gs, ids = dx[a:z], _channels_inner(xp, gv[a:z]), iv[a:z]
-        d[...] = 0
+        if covering:
+            k, (oi, oj), _ = covering[0]
+            xp.equal(ids[:, oi, oj], k, out=d, casting="unsafe")
+            d *= gs[:, oi, oj]
+        else:
+            d[...] = 0
         share = xp.empty(gs.shape, dtype=g.dtype)
-        for k, (oi, oj), (ii, ij) in taps:
+        for k, (oi, oj), (ii, ij) in rest:
             sub = share[:, oi, oj]
             xp.equal(ids[:, oi, oj], k, out=sub, casting="unsafe")
             sub *= gs[:, oi, oj]
