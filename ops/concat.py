@@ -16,7 +16,7 @@ from minigraph.graph import Node
 from minigraph.op import Op, apply
 from minigraph.spec import Spec, dims_compatible, fmt
 
-from . import kernels
+from . import conv_kernels
 from .reductions import normalize_axes
 
 
@@ -53,7 +53,7 @@ class Concat(Op):
 
     def forward(self, xp, *xs):
         if self.axis == 1 and xs[0].ndim == 4:  # the Inception join: into a channels-last buffer
-            return kernels.concat_channels(xp, xs)
+            return conv_kernels.concat_channels(xp, xs)
         return xp.concatenate(xs, axis=self.axis)
 
     def gradient(self, node, g):

@@ -26,6 +26,7 @@ from minigraph.op import Cost, Op, apply, check_float, check_rank
 from minigraph.spec import Spec, dims_compatible, fmt, num_elements
 
 from . import kernels
+from . import conv_kernels
 from .kernels import Pads, Pair
 from .reductions import sum as reduce_sum
 
@@ -77,7 +78,7 @@ class Conv2D(Op):
         return Spec((x.shape[0], w.shape[0], oh, ow), x.dtype)
 
     def forward(self, xp, x, w, b=None, relu: bool = False):
-        return kernels.conv2d_forward(xp, x, w, self.stride, self.padding, self.dilation, b, relu)
+        return conv_kernels.conv2d_forward(xp, x, w, self.stride, self.padding, self.dilation, b, relu)
 
     def run(self, ctx, node, arrays):
         return self.forward(ctx.xp, *arrays, relu=ctx.fuse_relu)
@@ -122,7 +123,7 @@ class Conv2DBackpropInput(Op):
         return Spec((g.shape[0], w.shape[1]) + tuple(self.input_hw), g.dtype)
 
     def forward(self, xp, g, w):
-        return kernels.conv2d_backprop_input(xp, g, w, self.input_hw, self.stride, self.padding, self.dilation)
+        return conv_kernels.conv2d_backprop_input(xp, g, w, self.input_hw, self.stride, self.padding, self.dilation)
 
     def gradient(self, node, gg):
         g, w = node.inputs
@@ -156,7 +157,7 @@ class Conv2DBackpropFilter(Op):
         return Spec((g.shape[1], x.shape[1]) + tuple(self.filter_hw), x.dtype)
 
     def forward(self, xp, x, g):
-        return kernels.conv2d_backprop_filter(xp, x, g, self.filter_hw, self.stride, self.padding, self.dilation)
+        return conv_kernels.conv2d_backprop_filter(xp, x, g, self.filter_hw, self.stride, self.padding, self.dilation)
 
     def gradient(self, node, gw):
         x, g = node.inputs

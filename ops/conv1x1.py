@@ -16,7 +16,7 @@ from minigraph.graph import Node
 from minigraph.op import Cost, Op, apply, check_float, check_rank
 from minigraph.spec import Spec, dims_compatible, fmt, num_elements
 
-from . import kernels
+from . import conv_kernels
 from .reductions import sum as reduce_sum
 from .shape import reshape, reshape_like, transpose
 
@@ -48,7 +48,7 @@ class Conv1x1(Op):
         return Spec((x.shape[0], w.shape[0]) + tuple(x.shape[2:]), x.dtype)
 
     def forward(self, xp, x, w, b=None, relu: bool = False):
-        return kernels.conv1x1_forward(xp, x, w, b, relu)
+        return conv_kernels.conv1x1_forward(xp, x, w, b, relu)
 
     def run(self, ctx, node, arrays):
         return self.forward(ctx.xp, *arrays, relu=ctx.fuse_relu)
@@ -87,7 +87,7 @@ class Conv1x1BackpropFilter(Op):
         return Spec((g.shape[1], x.shape[1]), x.dtype)
 
     def forward(self, xp, x, g):
-        return kernels.conv1x1_backprop_filter(xp, x, g)  # (F, N*H*W) @ (N*H*W, C)
+        return conv_kernels.conv1x1_backprop_filter(xp, x, g)  # (F, N*H*W) @ (N*H*W, C)
 
     def gradient(self, node, gw):
         x, g = node.inputs

@@ -158,7 +158,7 @@ class ChannelWindowSum(Op):
         return x
 
     def forward(self, xp, x):
-        from .kernels import channel_window_sum
+        from .lrn_kernels import channel_window_sum
         return channel_window_sum(xp, x, self.before, self.after)
 
     def gradient(self, node, g):
@@ -192,7 +192,7 @@ class LocalResponseNorm(Op):
         return x
 
     def forward(self, xp, x):
-        from .kernels import lrn_forward
+        from .lrn_kernels import lrn_forward
         return lrn_forward(xp, x, self.size, self.alpha, self.beta, self.k)
 
     def gradient(self, node, g):

@@ -24,6 +24,7 @@ from minigraph.op import Op, apply, check_float, check_rank
 from minigraph.spec import Spec, dims_compatible, fmt
 
 from . import kernels
+from . import pool_kernels
 from .conv import static_hw
 from .elementwise import broadcast_like, mul
 from .kernels import Pads, Pair
@@ -69,7 +70,7 @@ class MaxPool(_Pool):
 
     def forward(self, xp, x):
         out_hw = kernels.check_fits(x.shape[2:], self.size, self.stride, (1, 1), self.padding)
-        return kernels.max_pool_forward(xp, x, self.size, self.stride, self.padding, out_hw)
+        return pool_kernels.max_pool_forward(xp, x, self.size, self.stride, self.padding, out_hw)
 
     def gradient(self, node, g):
         return [_scatter_to_winners(node.inputs[0], node, g, self.geometry())]
@@ -88,10 +89,10 @@ class MaxPoolArgmax(_Pool):
         if len(y.shape) != 4 or not all(dims_compatible(a, b) for a, b in zip(y.shape, out.shape)):
             raise ShapeError(f"pooled input {fmt(y.shape)} does not match the pooled shape {fmt(out.shape)}")
         check_float(x, y)
-        return Spec(out.shape, kernels.argmax_dtype(self.size))
+        return Spec(out.shape, pool_kernels.argmax_dtype(self.size))
 
     def forward(self, xp, x, y):
-        return kernels.max_pool_argmax(xp, x, y, self.size, self.stride, self.padding)
+        return pool_kernels.max_pool_argmax(xp, x, y, self.size, self.stride, self.padding)
 
     def gradient(self, node, g):
         return [None, None]
@@ -119,7 +120,7 @@ class MaxPoolGrad(_Pool):
         return x
 
     def forward(self, xp, idx, g):
-        return kernels.max_pool_scatter(xp, idx, g, self.input_hw, self.size, self.stride, self.padding)
+        return pool_kernels.max_pool_scatter(xp, idx, g, self.input_hw, self.size, self.stride, self.padding)
 
     def gradient(self, node, gg):
         idx, _ = node.inputs
@@ -141,7 +142,7 @@ class MaxPoolGradGrad(_Pool):
         return Spec(idx.shape, gg.dtype)
 
     def forward(self, xp, idx, gg):
-        return kernels.max_pool_gather_at(xp, idx, gg, self.size, self.stride, self.padding)
+        return pool_kernels.max_pool_gather_at(xp, idx, gg, self.size, self.stride, self.padding)
 
     def gradient(self, node, g):
         idx, gg = node.inputs
@@ -161,7 +162,7 @@ class AvgPool(_Pool):
 
     def forward(self, xp, x):
         out_hw = kernels.check_fits(x.shape[2:], self.size, self.stride, (1, 1), self.padding)
-        return kernels.avg_pool_forward(xp, x, self.size, self.stride, self.padding, out_hw,
+        return pool_kernels.avg_pool_forward(xp, x, self.size, self.stride, self.padding, out_hw,
                                         self.count_include_pad)
 
     def gradient(self, node, g):
@@ -186,7 +187,7 @@ class AvgPoolGrad(_Pool):
         return x
 
     def forward(self, xp, g):
-        return kernels.avg_pool_backward(xp, g, self.input_hw, self.size, self.stride, self.padding,
+        return pool_kernels.avg_pool_backward(xp, g, self.input_hw, self.size, self.stride, self.padding,
                                          self.count_include_pad)
 
     def gradient(self, node, gg):

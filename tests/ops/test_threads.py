@@ -7,6 +7,10 @@ import pytest
 
 from minigraph.ops import kernels, threads
 
+from minigraph.ops import pool_kernels
+
+from minigraph.ops import conv_kernels
+
 
 class DeviceLike:
     """NumPy under another name, so kernels take the path they take for CuPy."""
@@ -48,12 +52,12 @@ def test_device_path_matches_numpy_path_on_conv_kernels():
     b = rng.standard_normal(4).astype("float32")
     pads = ((1, 1), (1, 1))
     dev = DeviceLike()
-    ref = kernels.conv2d_forward(np, x, w, (1, 1), pads, (1, 1), b=b, relu=True)
-    got = kernels.conv2d_forward(dev, x, w, (1, 1), pads, (1, 1), b=b, relu=True)
+    ref = conv_kernels.conv2d_forward(np, x, w, (1, 1), pads, (1, 1), b=b, relu=True)
+    got = conv_kernels.conv2d_forward(dev, x, w, (1, 1), pads, (1, 1), b=b, relu=True)
     assert np.allclose(ref, got, atol=1e-5)
     g = rng.standard_normal(ref.shape).astype("float32")
-    for fn, args in [(kernels.conv2d_backprop_input, (g, w, (9, 8), (1, 1), pads, (1, 1))),
-                     (kernels.conv2d_backprop_filter, (x, g, (3, 3), (1, 1), pads, (1, 1)))]:
+    for fn, args in [(conv_kernels.conv2d_backprop_input, (g, w, (9, 8), (1, 1), pads, (1, 1))),
+                     (conv_kernels.conv2d_backprop_filter, (x, g, (3, 3), (1, 1), pads, (1, 1)))]:
         assert np.allclose(fn(np, *args), fn(dev, *args), atol=1e-4)
 
 
@@ -111,7 +115,7 @@ def test_session_run_on_numpy_restores_blas_threads():
         xp = mg.placeholder(x.shape)
         y = ops.conv2d(xp, mg.constant(w), padding=1)
     out = mg.Session(g, backend="numpy").run(y, {xp: x})
-    ref = kernels.conv2d_forward(np, x, w, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    ref = conv_kernels.conv2d_forward(np, x, w, (1, 1), ((1, 1), (1, 1)), (1, 1))
     assert np.allclose(out, ref) and blas_threads() == before
 
 
@@ -122,12 +126,12 @@ def test_device_path_matches_numpy_path_on_max_pool_winners(stride, pads, monkey
     x = rng.integers(-3, 3, size=(5, 6, 9, 8)).astype("float32")  # ties: the first maximum must win
     out_hw = kernels.check_fits((9, 8), (3, 3), stride, (1, 1), pads)
     dev = DeviceLike()
-    y = kernels.max_pool_forward(np, x, (3, 3), stride, pads, out_hw)
-    idx = kernels.max_pool_argmax(np, x, y, (3, 3), stride, pads)
-    np.testing.assert_array_equal(idx, kernels.max_pool_argmax(dev, x, y, (3, 3), stride, pads))
+    y = pool_kernels.max_pool_forward(np, x, (3, 3), stride, pads, out_hw)
+    idx = pool_kernels.max_pool_argmax(np, x, y, (3, 3), stride, pads)
+    np.testing.assert_array_equal(idx, pool_kernels.max_pool_argmax(dev, x, y, (3, 3), stride, pads))
     g = rng.standard_normal(y.shape).astype("float32")
     gg = rng.standard_normal(x.shape).astype("float32")
-    np.testing.assert_array_equal(kernels.max_pool_scatter(np, idx, g, (9, 8), (3, 3), stride, pads),
-                                  kernels.max_pool_scatter(dev, idx, g, (9, 8), (3, 3), stride, pads))
-    np.testing.assert_array_equal(kernels.max_pool_gather_at(np, idx, gg, (3, 3), stride, pads),
-                                  kernels.max_pool_gather_at(dev, idx, gg, (3, 3), stride, pads))
+    np.testing.assert_array_equal(pool_kernels.max_pool_scatter(np, idx, g, (9, 8), (3, 3), stride, pads),
+                                  pool_kernels.max_pool_scatter(dev, idx, g, (9, 8), (3, 3), stride, pads))
+    np.testing.assert_array_equal(pool_kernels.max_pool_gather_at(np, idx, gg, (3, 3), stride, pads),
+                                  pool_kernels.max_pool_gather_at(dev, idx, gg, (3, 3), stride, pads))
