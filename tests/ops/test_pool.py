@@ -34,6 +34,15 @@ def pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def first_max(plane, where):
+    """The first cell of `where` (row-major window order) holding the window's maximum."""
+    best = where[0]
+    for r, s in where[1:]:
+        if plane[r, s] > plane[best]:
+            best = (r, s)
+    return best
+
+
 def window_cells(h, w, size, stride, pads):
     """For each output (p, q): the list of real input cells (r, s) its window covers, in
     row-major order, and the number of cells including padding."""
@@ -72,11 +81,7 @@ def loop_max_pool_backward(x, g, size, stride, pads):
     for i in range(n):
         for ch in range(c):
             for (p, q), where in cells.items():
-                best = where[0]
-                for r, s in where[1:]:
-                    if x[i, ch, r, s] > x[i, ch][best]:
-                        best = (r, s)
-                dx[i, ch][best] += g[i, ch, p, q]
+                dx[i, ch][first_max(x[i, ch], where)] += g[i, ch, p, q]
     return dx
 
 
@@ -272,10 +277,7 @@ def loop_winner_taps(x, size, stride, pads):
     for i in range(n):
         for ch in range(c):
             for (p, q), where in cells.items():
-                best = where[0]
-                for r, s in where[1:]:
-                    if x[i, ch, r, s] > x[i, ch][best]:
-                        best = (r, s)
+                best = first_max(x[i, ch], where)
                 out[i, ch, p, q] = (best[0] - p * stride[0] + t) * size[1] + best[1] - q * stride[1] + l
     return out
 
