@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence
 
-from .graph import Node
+from .graph import Graph, Node
 from .op import LEAF_OPS, Constant, PlaceholderWithDefault, Variable
 
 _GRAD_PART = re.compile(r"^(.*)_grad(?:_\d+)?$")
@@ -134,3 +134,14 @@ def group_kind(group: Sequence[Node]) -> str:
 
 __all__ = ["scope_parts", "scope_key", "gradient_owner", "is_gradient", "is_param", "is_structural",
            "group_by_scope", "output_node", "principal", "op_kind", "group_kind"]
+
+
+def target_nodes(target, what: str) -> List[Node]:
+    """The nodes `target` (a Graph, a node or a non-empty list of nodes) stands for: the whole
+    graph, or the outputs and their ancestors, in graph order. `what` names the caller in errors."""
+    if isinstance(target, Graph):
+        return list(target.nodes)
+    outs = [target] if isinstance(target, Node) else list(target)
+    if not outs or not all(isinstance(o, Node) for o in outs):
+        raise TypeError(f"{what} expects a Graph, a node or a non-empty list of nodes")
+    return outs[0].graph.ancestors(outs)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .graph import Graph, Node
 from .op import Placeholder, Variable
-from .scopes import group_by_scope, group_kind, is_gradient, is_structural, output_node
+from .scopes import group_by_scope, group_kind, is_gradient, is_structural, output_node, target_nodes
 
 
 class Row(NamedTuple):
@@ -113,14 +113,7 @@ def summary(outputs: Union[Node, Sequence[Node], Graph], depth: int = 1) -> Summ
 
 
 def _forward_nodes(outputs) -> List[Node]:
-    if isinstance(outputs, Graph):
-        nodes = list(outputs.nodes)
-    else:
-        outs = [outputs] if isinstance(outputs, Node) else list(outputs)
-        if not outs or not all(isinstance(o, Node) for o in outs):
-            raise TypeError("summary expects a node, a non-empty list of nodes or a Graph")
-        nodes = outs[0].graph.ancestors(outs)
-    return [n for n in nodes if not is_gradient(n)]
+    return [n for n in target_nodes(outputs, "summary") if not is_gradient(n)]
 
 
 __all__ = ["summary", "Summary", "Row", "format_shape"]

@@ -11,6 +11,14 @@ from .kernels import (Pads, Pair, chunk_rows, cl, conv_out_hw, im2col_nhwc, imag
                       is_zero_padding, nchw, pad_nhwc, per_chunk, rows, tap_nhwc)
 
 
+def _bias_relu(xp, o, b, relu: bool) -> None:
+    """In place on a chunk's GEMM output rows: add the bias (F,), then apply relu if asked."""
+    if b is not None:
+        o += b
+    if relu:
+        xp.maximum(o, 0, out=o)
+
+
 def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None, relu: bool = False):
     """out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
 
@@ -29,10 +37,7 @@ def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None, r
         cols = im2col_nhwc(xp, pad_nhwc(xp, v[a:z], pads), (kh, kw), stride, dilation, out_hw)
         o = rows(out[a:z])
         xp.matmul(cols, wm, out=o)
-        if b is not None:
-            o += b
-        if relu:
-            xp.maximum(o, 0, out=o)
+        _bias_relu(xp, o, b, relu)
 
     item = out_hw[0] * out_hw[1] * max(kh * kw * c, f) * x.itemsize
     threads.run_chunks(xp, part, n, per_chunk(item), flops=2.0 * out.size * kh * kw * c)
@@ -111,10 +116,7 @@ def conv1x1_forward(xp, x, w, b=None, relu: bool = False):
         for s, e, m in image_mats(xp, x, a, z):
             o = rows(out[s:e])
             xp.matmul(m, wt, out=o)
-            if b is not None:
-                o += b
-            if relu:
-                xp.maximum(o, 0, out=o)
+            _bias_relu(xp, o, b, relu)
 
     threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, f) * x.itemsize * 2), flops=2.0 * out.size * c)
     return nchw(out)

@@ -207,7 +207,7 @@ def test_bad_arguments():
         x = mg.placeholder((None, 3))
         with pytest.raises(ValueError, match="depth"):
             mg.summary(x, depth=0)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="summary expects a Graph, a node or a non-empty list of nodes"):
         mg.summary([])
     with pytest.raises(KeyError, match="no row named"):
         with mg.Graph():

@@ -22,7 +22,7 @@ import graphviz
 
 from minigraph.graph import Graph, Node
 from minigraph.scopes import (ABSORBED, gradient_owner, group_kind, is_param, is_structural, op_kind, principal,
-                              scope_key, scope_parts)
+                              scope_key, scope_parts, target_nodes)
 
 from . import labels, styles
 
@@ -113,18 +113,11 @@ def to_dot(target: Target, collapse: Optional[int] = None, show_shapes: bool = T
 
 def select_nodes(target: Target, show_grads: bool) -> List[Node]:
     """The nodes a diagram of `target` shows, in graph order."""
-    if isinstance(target, Graph):
-        nodes = list(target.nodes)
-    else:
-        outs = [target] if isinstance(target, Node) else list(target)
-        if not outs or not all(isinstance(o, Node) for o in outs):
-            raise TypeError("to_dot expects a Graph, a node or a non-empty list of nodes")
-        graph = outs[0].graph
-        nodes = graph.ancestors(outs)
-        if show_grads:
-            owned = {n.index for n in nodes}
-            grads = [n for n in graph.nodes if (o := gradient_owner(n)) is not None and o.index in owned]
-            nodes = graph.ancestors(outs + grads)
+    nodes = target_nodes(target, "to_dot")
+    if show_grads and not isinstance(target, Graph):
+        graph, owned = nodes[0].graph, {n.index for n in nodes}
+        grads = [n for n in graph.nodes if (o := gradient_owner(n)) is not None and o.index in owned]
+        nodes = graph.ancestors(nodes + grads)
     if not show_grads:
         nodes = [n for n in nodes if gradient_owner(n) is None]
     return nodes

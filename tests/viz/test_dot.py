@@ -195,7 +195,7 @@ def test_bad_arguments():
         viz.to_dot(y, collapse=0)
     with pytest.raises(ValueError, match="rankdir"):
         viz.to_dot(y, rankdir="up")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="to_dot expects a Graph, a node or a non-empty list of nodes"):
         viz.to_dot([])
 
 
