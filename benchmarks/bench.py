@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -293,43 +292,14 @@ def measure_memory(case: Case, fw: str, tiny: bool, threads: int, source: str) -
     return json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
-@contextlib.contextmanager
-def op_timer(graph):
-    """Time every op's `run` while inside; yields {op kind: [seconds, calls]}."""
-    totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
-    classes = {type(node.op) for node in graph.nodes}
-    originals = {cls: cls.run for cls in classes}  # resolved before any class is patched
-    own = {cls: cls.__dict__.get("run") for cls in classes}
-
-    def timed(orig):
-        def run(self, ctx, node, arrays):
-            t0 = time.perf_counter()
-            out = orig(self, ctx, node, arrays)
-            entry = totals[self.kind]
-            entry[0] += time.perf_counter() - t0
-            entry[1] += 1
-            return out
-        return run
-
-    for cls, orig in originals.items():
-        cls.run = timed(orig)
-    try:
-        yield totals
-    finally:
-        for cls, method in own.items():
-            if method is None:
-                del cls.run
-            else:
-                cls.run = method
-
-
 def profile_minigraph(runner: MinigraphRunner, reps: int = 1) -> List[tuple]:
-    """(op kind, ms per step, calls per step) of minigraph's step, the most expensive first."""
-    with op_timer(runner.graph) as totals:
-        for _ in range(reps):
-            runner.step()
-    rows = [(kind, 1e3 * s / reps, calls // reps) for kind, (s, calls) in totals.items()]
-    return sorted(rows, key=lambda r: -r[1])
+    """(op kind, kernel algorithm, ms per step, calls per step) of minigraph's step, the most
+    expensive first (from the session's own per-step timings)."""
+    totals: Dict[tuple, list] = {}
+    for _ in range(reps):
+        runner.sess.run(runner.fetches, runner.feed, timings=totals)
+    rows = [(kind, algo, 1e3 * s / reps, calls // reps) for (kind, algo), (s, calls) in totals.items()]
+    return sorted(rows, key=lambda r: -r[2])
 
 
 # ---------------------------------------------------------------------------------
@@ -432,10 +402,11 @@ def print_profiles(rows: List[dict], top: int = 10) -> None:
     for r in rows:
         if "profile" not in r:
             continue
-        total = sum(ms for _, ms, _ in r["profile"])
+        total = sum(ms for _, _, ms, _ in r["profile"])
         print(f"\nminigraph profile, {r['title']} ({total:.0f} ms in ops; one step):")
-        for kind, ms, calls in r["profile"][:top]:
-            print(f"  {kind:28s} {ms:9.1f} ms  {100 * ms / total:5.1f}%  x{calls}")
+        for kind, algo, ms, calls in r["profile"][:top]:
+            kind = kind if algo == "generic" else f"{kind} [{algo}]"
+            print(f"  {kind:44s} {ms:9.1f} ms  {100 * ms / total:5.1f}%  x{calls}")
 
 
 def targets(rows: List[dict], naive: Optional[dict]) -> List[dict]:

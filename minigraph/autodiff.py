@@ -52,7 +52,7 @@ def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None) -> List[Nod
     def scope(node: Node):
         """The node's `<name>_grad` scope, one per node for this call."""
         if node.index not in scopes:
-            scopes[node.index] = graph._unique(node.name + "_grad")
+            scopes[node.index] = graph.unique_name(node.name + "_grad")
         return graph.absolute_scope(scopes[node.index], unique=False)
 
     pending: Dict[int, List[Node]] = {}

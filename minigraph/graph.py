@@ -2,14 +2,21 @@
 
 A `Graph` holds `Node`s in creation order (which is a topological order, since a node's
 inputs exist before it). Each node is the result of one `Op` applied to input nodes and
-knows its static shape and dtype. networkx mirrors the edges for the graph algorithms
-(ancestors, descendants, topological sorts) that the session and autodiff need.
+knows its static shape and dtype. `Node.inputs` is the one record of the edges; the
+consumers index and the networkx view (`graph.nx`, for algorithms that want one) are
+derived from it.
+
+The default graph (`with mg.Graph():`) and the current name scope are per thread, so two
+threads can build graphs at the same time; adding nodes to one graph is serialised.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import difflib
 import re
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+import threading
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import networkx as nx
 import numpy as np
@@ -120,16 +127,19 @@ class Graph:
         self.nodes: List[Node] = []
         self._by_name: Dict[str, Node] = {}
         self._used_names: Dict[str, int] = {}
-        self._scope: List[str] = []
-        self.nx = nx.DiGraph()
+        self._consumers: Dict[int, List[Node]] = {}
+        self._local = threading.local()  # this thread's name-scope stack
+        self._lock = threading.RLock()
+        self._nx = None  # the networkx view, rebuilt when nodes were added since
 
     # default-graph context ----------------------------------------------------
     def __enter__(self) -> "Graph":
-        _default_stack.append(self)
+        _default_stack.set(_default_stack.get() + (self,))
         return self
 
     def __exit__(self, *exc) -> None:
-        _default_stack.pop()
+        stack = _default_stack.get()
+        _default_stack.set(stack[:-1])
 
     def __repr__(self) -> str:
         return f"<Graph with {len(self.nodes)} nodes>"
@@ -144,32 +154,60 @@ class Graph:
         return isinstance(node, Node) and node.graph is self
 
     # names and scopes -----------------------------------------------------------
+    def find(self, name: str) -> Optional[Node]:
+        """The node with this full name, or None."""
+        return self._by_name.get(name)
+
     def get(self, name: str) -> Node:
-        """The node with this full name, e.g. 'block1/conv_1'."""
-        try:
-            return self._by_name[name]
-        except KeyError:
-            raise KeyError(f"no node named {name!r} in this graph") from None
+        """The node with this full name ('block1/conv_1'), or, for the name of a scope (a layer
+        such as 'block1/conv'), the scope's output: its last node that is not a variable, a
+        constant or a gradient. A miss is a KeyError naming the closest existing names."""
+        node = self._by_name.get(name)
+        if node is not None:
+            return node
+        node = self._scope_output(name)
+        if node is not None:
+            return node
+        scopes = {n.name.rsplit("/", i)[0] for n in self.nodes for i in range(1, n.name.count("/") + 1)}
+        close = difflib.get_close_matches(name, list(self._by_name) + sorted(scopes), n=4)
+        hint = f"; closest: {', '.join(map(repr, close))}" if close else ""
+        raise KeyError(f"no node or scope named {name!r} in this graph{hint}") from None
 
     __getitem__ = get
 
+    def _scope_output(self, scope: str) -> Optional[Node]:
+        from .scopes import is_gradient  # scopes builds on graph
+        prefix = scope + "/"
+        for n in reversed(self.nodes):
+            if n.name.startswith(prefix) and n.op.role != "param" and not is_gradient(n):
+                return n
+        return None
+
     @property
     def current_scope(self) -> str:
-        return self._scope[-1] if self._scope else ""
+        stack = self._scope_stack()
+        return stack[-1] if stack else ""
 
-    def _unique(self, full: str) -> str:
-        """`full` if unused, else `full_1`, `full_2`, ... (TensorFlow's rule)."""
-        if full not in self._used_names:
-            self._used_names[full] = 0
-            return full
-        i = self._used_names[full]
-        while True:
-            i += 1
-            candidate = f"{full}_{i}"
-            if candidate not in self._used_names:
-                self._used_names[full] = i
-                self._used_names[candidate] = 0
-                return candidate
+    def _scope_stack(self) -> List[str]:
+        stack = getattr(self._local, "scopes", None)
+        if stack is None:
+            stack = self._local.scopes = []
+        return stack
+
+    def unique_name(self, full: str) -> str:
+        """Reserve and return `full` if unused, else `full_1`, `full_2`, ... (TensorFlow's rule)."""
+        with self._lock:
+            if full not in self._used_names:
+                self._used_names[full] = 0
+                return full
+            i = self._used_names[full]
+            while True:
+                i += 1
+                candidate = f"{full}_{i}"
+                if candidate not in self._used_names:
+                    self._used_names[full] = i
+                    self._used_names[candidate] = 0
+                    return candidate
 
     def _qualify(self, name: str) -> str:
         if not _NAME_RE.match(name):
@@ -179,44 +217,51 @@ class Graph:
     @contextlib.contextmanager
     def name_scope(self, name: str) -> Iterator[str]:
         """Nest the names of nodes built inside under `name` (made unique, like TF)."""
-        full = self._unique(self._qualify(name))
-        self._scope.append(full)
+        full = self.unique_name(self._qualify(name))
+        stack = self._scope_stack()
+        stack.append(full)
         try:
             yield full
         finally:
-            self._scope.pop()
+            stack.pop()
 
     @contextlib.contextmanager
     def absolute_scope(self, full: str, unique: bool = True) -> Iterator[str]:
         """Build inside the scope whose full name is `full` (made unique unless told not to)."""
-        full = self._unique(full) if unique else full
-        saved, self._scope = self._scope, [full]
+        full = self.unique_name(full) if unique else full
+        saved = self._scope_stack()
+        self._local.scopes = [full]
         try:
             yield full
         finally:
-            self._scope = saved
+            self._local.scopes = saved
 
     # building ----------------------------------------------------------------------
-    def add_node(self, op, inputs: Sequence[Node], name: Optional[str] = None) -> Node:
-        """Apply `op` to `inputs`: infer the output spec, name the node, record it."""
+    def add_node(self, op, inputs: Sequence[Node], name: Optional[str] = None, *,
+                 spec: Optional[Spec] = None) -> Node:
+        """Apply `op` to `inputs`: infer the output spec (unless `spec` is given, e.g. when a
+        pass copies a node), name the node uniquely inside the current scope, record it."""
         for x in inputs:
             if not isinstance(x, Node):
                 raise TypeError(f"{op.kind}: inputs must be nodes, got {type(x).__name__}")
             if x.graph is not self:
                 raise GraphError(f"{op.kind}: input {x.name!r} belongs to another graph")
         base = self._qualify(name or op.kind)
-        try:
-            spec = op.infer(*[x.spec for x in inputs])
-        except ShapeError as exc:
-            shown = self._peek_name(base)
-            raise ShapeError(f"{op.kind} {shown!r}: {exc}") from None
-        full = self._unique(base)
-        node = Node(self, op, inputs, full, Spec(tuple(spec.shape), np.dtype(spec.dtype)), len(self.nodes))
-        self.nodes.append(node)
-        self._by_name[full] = node
-        self.nx.add_node(node.index)
-        for x in inputs:
-            self.nx.add_edge(x.index, node.index)
+        if spec is None:
+            try:
+                spec = op.infer(*[x.spec for x in inputs])
+            except ShapeError as exc:
+                shown = self._peek_name(base)
+                raise ShapeError(f"{op.kind} {shown!r}: {exc}") from None
+        spec = Spec(tuple(spec.shape), np.dtype(spec.dtype))
+        with self._lock:
+            full = self.unique_name(base)
+            node = Node(self, op, inputs, full, spec, len(self.nodes))
+            self.nodes.append(node)
+            self._by_name[full] = node
+            for x in dict.fromkeys(inputs):
+                self._consumers.setdefault(x.index, []).append(node)
+            self._nx = None
         return node
 
     def _peek_name(self, full: str) -> str:
@@ -228,48 +273,69 @@ class Graph:
         return f"{full}_{i}"
 
     # queries -------------------------------------------------------------------------
+    @property
+    def nx(self):
+        """A networkx DiGraph over node indices with an edge input -> consumer (derived from
+        `Node.inputs`, rebuilt after nodes are added)."""
+        view = self._nx
+        if view is None:
+            view = nx.DiGraph()
+            view.add_nodes_from(range(len(self.nodes)))
+            view.add_edges_from((x.index, n.index) for n in self.nodes for x in n.inputs)
+            self._nx = view
+        return view
+
     def ancestors(self, nodes: Iterable[Node], stop: Iterable[Node] = ()) -> List[Node]:
         """`nodes` and everything they depend on, not looking past `stop`, in creation order."""
         stop_idx = {n.index for n in stop}
-        view = self.nx
-        if stop_idx:
-            cut = [(p, s) for s in stop_idx for p in self.nx.predecessors(s)]
-            view = nx.restricted_view(self.nx, [], cut)
         found = set()
-        for n in nodes:
+        todo = [n for n in nodes]
+        while todo:
+            n = todo.pop()
+            if n.index in found:
+                continue
             found.add(n.index)
-            found |= nx.ancestors(view, n.index)
+            if n.index not in stop_idx:
+                todo.extend(x for x in n.inputs if x.index not in found)
         return [self.nodes[i] for i in sorted(found)]
 
     def descendants(self, nodes: Iterable[Node]) -> List[Node]:
         """`nodes` and everything that depends on them, in creation order."""
         found = set()
-        for n in nodes:
+        todo = list(nodes)
+        while todo:
+            n = todo.pop()
+            if n.index in found:
+                continue
             found.add(n.index)
-            found |= nx.descendants(self.nx, n.index)
+            todo.extend(c for c in self._consumers.get(n.index, ()) if c.index not in found)
         return [self.nodes[i] for i in sorted(found)]
 
     def consumers(self, node: Node) -> List[Node]:
         """The nodes that take `node` as an input, in creation order."""
-        return [self.nodes[i] for i in sorted(self.nx.successors(node.index))]
+        return list(self._consumers.get(node.index, ()))
 
 
-_default_stack: List[Graph] = []
+_default_stack: contextvars.ContextVar[Tuple[Graph, ...]] = contextvars.ContextVar("minigraph_graphs", default=())
 _global_default: List[Graph] = []
+_global_lock = threading.Lock()
 
 
 def get_default_graph() -> Graph:
-    """The innermost `with Graph()` graph, or a global one created on first use."""
-    if _default_stack:
-        return _default_stack[-1]
-    if not _global_default:
-        _global_default.append(Graph())
-    return _global_default[0]
+    """The innermost `with Graph()` graph of this thread, or a global one created on first use."""
+    stack = _default_stack.get()
+    if stack:
+        return stack[-1]
+    with _global_lock:
+        if not _global_default:
+            _global_default.append(Graph())
+        return _global_default[0]
 
 
 def reset_default_graph() -> None:
     """Forget the global default graph (graphs entered with `with` are unaffected)."""
-    _global_default.clear()
+    with _global_lock:
+        _global_default.clear()
 
 
 def name_scope(name: str):

@@ -1,22 +1,51 @@
-"""The op contract, the leaf ops (placeholder, variable, constant) and `apply`.
+"""The op contract, the op registry, the leaf ops (placeholder, variable, constant) and `apply`.
 
 An op is a frozen dataclass whose fields are its attributes. It has four parts:
 
 - `infer(*specs) -> Spec`: the static output spec from the input specs (shapes may hold
   None); raises `ShapeError` with a message about the shapes. Runs at build time.
-- `forward(xp, *arrays)`: the kernel, written against the array namespace `xp`.
+- `forward(xp, *arrays)`: the generic kernel, written against the array namespace `xp`. It is
+  the reference and the fallback: faster kernels register per backend (`minigraph.dispatch`).
 - `gradient(node, out_grad)`: a list with one graph node (or None) per input, built with
   the public builders; autodiff calls it inside the `<node name>_grad` scope.
 - `cost(node) -> Cost`: parameters and multiply-adds for `summary` (zero by default).
 
 Ops that need session state (variables, random numbers) override `run(ctx, node, arrays)`
-instead of `forward`; `side_effects = True` marks ops that write state, which a run
-schedules after every pure node it can.
+instead of `forward`; `ctx` is the executor's `RunContext`.
+
+What the other layers need to know about an op is declared on its class, never tested by
+kind elsewhere:
+
+    kind          the registry key ('conv2d'); every subclass that sets it is registered
+    side_effects  it writes session state (variables, optimizer slots): runs are serialised
+    pure          its output is a function of its inputs alone (not of a feed, a variable,
+                  the session's generator or other state)
+    deterministic the same inputs give the same output (False for random ops)
+    foldable      constant folding may evaluate it when its inputs are constants
+    view          its output may share memory with an input
+    returns_state its output may be a buffer the session holds (a variable's value)
+    feedable      a value may be fed for it (placeholders)
+    uses_blas     its kernels call BLAS: a run holding it keeps BLAS at one thread throughout
+    category      how diagrams colour it: input, conv, conv1x1, pool, concat, linear,
+                  variable, other
+    fuses_epilogue, fusable_activation
+                  for the fusion pass: whether it can take over a bias add and an
+                  activation after it (`with_bias`, `with_activation`); which activation it is
+    role          how diagrams and summaries read it: compute, activation (joins its
+                  producer's box), bias (a bias add), reshape (joins its consumer's box),
+                  identity, helper (drawn and counted as part of its consumer), param
+                  (folded into its consumer's label)
+
+plus three display methods, `label(node)`, `short_label(node)` and `display_kind(node)`.
+`mg.ops.registry()` returns {kind: class}; a second class claiming a kind is an error when
+it is defined.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, List, NamedTuple, Optional, Sequence
+import difflib
+import hashlib
+from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -32,12 +61,53 @@ class Cost(NamedTuple):
     macs: int = 0
 
 
+_REGISTRY: Dict[str, type] = {}
+
+
+def registry() -> Dict[str, type]:
+    """Every registered op class by kind, sorted by kind (a copy)."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def op_class(kind: str) -> type:
+    """The op class registered as `kind`; a KeyError suggesting close kinds otherwise."""
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        close = difflib.get_close_matches(kind, list(_REGISTRY), n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"no op of kind {kind!r} is registered{hint}") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Op:
     """Base class of every operator; see the module docstring for the contract."""
 
     kind: ClassVar[str] = "op"
     side_effects: ClassVar[bool] = False
+    pure: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True
+    foldable: ClassVar[bool] = True
+    view: ClassVar[bool] = False
+    returns_state: ClassVar[bool] = False
+    feedable: ClassVar[bool] = False
+    category: ClassVar[str] = "other"
+    role: ClassVar[str] = "compute"
+    names_consumer: ClassVar[Optional[str]] = None  # a helper's name for the op that reads it
+    uses_blas: ClassVar[bool] = False  # its kernels call BLAS (a run holds BLAS at one thread)
+    fuses_epilogue: ClassVar[bool] = False  # may take over a bias add / an activation after it
+    fusable_activation: ClassVar[Optional[str]] = None  # the activation this op is, if any
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if kind is None:  # a shared base (a shape rule for a family), not an op of its own
+            return
+        prev = _REGISTRY.get(kind)
+        if prev is not None and (prev.__module__, prev.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise TypeError(f"op kind {kind!r} of {cls.__module__}.{cls.__qualname__} is already "
+                            f"registered by {prev.__module__}.{prev.__qualname__}")
+        _REGISTRY[kind] = cls
 
     def infer(self, *inputs: Spec) -> Spec:
         raise NotImplementedError(f"{type(self).__name__}.infer")
@@ -52,11 +122,43 @@ class Op:
         return Cost()
 
     def run(self, ctx, node: Node, arrays: Sequence[Any]):
-        """Evaluate the node in a session; `ctx` gives `xp`, `rng` and the session."""
+        """Evaluate the node in a session; `ctx` gives `xp`, `runtime`, `rng` and the session's
+        variables and state (see `minigraph.plan.RunContext`)."""
         return self.forward(ctx.xp, *arrays)
 
     def attrs(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
+
+    # display ------------------------------------------------------------------------
+    def display_kind(self, node: Node) -> str:
+        """The kind a person would name (e.g. 'linear' for a matmul by a weight variable)."""
+        return self.kind
+
+    def label(self, node: Node) -> str:
+        """The text of the node's box in a diagram (variables folded in where they matter)."""
+        return self.display_kind(node).replace("_", " ")
+
+    def short_label(self, node: Node) -> str:
+        """A short name for a column heading of a collapsed block ('3×3', '3×3 max pool')."""
+        return self.kind.replace("_", " ")
+
+    def consumer_label(self, node: Node) -> str:
+        """The label a helper (role 'helper', e.g. a dropout mask) gives the op that applies it."""
+        return self.names_consumer or self.kind
+
+    def activation_name(self) -> Optional[str]:
+        """The activation this op applies to its result, as diagrams print it ('ReLU'), or None."""
+        return None
+
+    # epilogue fusion (see minigraph.passes.fusion) ------------------------------------
+    def with_bias(self, node: Node, bias: Node) -> Optional["Op"]:
+        """The op that computes node's value plus `bias` from node's inputs and the bias as an
+        extra input, or None when it cannot (only ops with `fuses_epilogue`)."""
+        return None
+
+    def with_activation(self, name: str) -> Optional["Op"]:
+        """This op followed by the activation `name` ('relu'), or None when it cannot."""
+        return None
 
 
 def apply(op: Op, inputs: Sequence[Any], name: Optional[str] = None) -> Node:
@@ -75,7 +177,13 @@ def _literal(graph, value, ref: Optional[np.dtype]) -> Node:
     arr = np.asarray(value)
     if ref is not None and arr.dtype.kind in "biuf" and (ref.kind == "f" or arr.dtype.kind != "f"):
         arr = arr.astype(ref)
-    return graph.add_node(Constant(arr), [], "Const")
+    return graph.add_node(Constant(_frozen(arr)), [], "Const")
+
+
+def _frozen(value) -> np.ndarray:
+    arr = np.array(value, copy=True)
+    arr.setflags(write=False)
+    return arr
 
 
 # ---------------------------------------------------------------------------------
@@ -97,11 +205,20 @@ def check_float(*specs: Spec) -> None:
         raise ShapeError("dtype mismatch: " + " vs ".join(str(s.dtype) for s in specs))
 
 
-@dataclasses.dataclass(frozen=True)
+def _pretty(name: str) -> str:
+    from .text import pretty
+    return pretty(name)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Placeholder(Op):
-    """A value fed at run time."""
+    """A value fed at run time. Never equal to another placeholder."""
 
     kind: ClassVar[str] = "placeholder"
+    pure: ClassVar[bool] = False
+    foldable: ClassVar[bool] = False
+    feedable: ClassVar[bool] = True
+    category: ClassVar[str] = "input"
     shape: tuple
     dtype: np.dtype
 
@@ -115,12 +232,19 @@ class Placeholder(Op):
     def gradient(self, node, out_grad):
         return []
 
+    def label(self, node):
+        return _pretty(node.name)
+
 
 @dataclasses.dataclass(frozen=True)
 class PlaceholderWithDefault(Op):
     """A placeholder that takes its input's value when not fed."""
 
     kind: ClassVar[str] = "placeholder_with_default"
+    view: ClassVar[bool] = True
+    feedable: ClassVar[bool] = True
+    category: ClassVar[str] = "variable"
+    role: ClassVar[str] = "param"
     shape: tuple
 
     def infer(self, default: Spec) -> Spec:
@@ -136,39 +260,81 @@ class PlaceholderWithDefault(Op):
         return [out_grad]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Variable(Op):
-    """A trainable (or not) value that lives in the session, initialised from `initial_value`."""
+    """A trainable (or not) value that lives in the session, initialised from `initial_value`.
+    Two variables are never equal ops, whatever their values."""
 
     kind: ClassVar[str] = "variable"
-    initial_value: np.ndarray = dataclasses.field(compare=False, repr=False)
+    pure: ClassVar[bool] = False
+    foldable: ClassVar[bool] = False
+    returns_state: ClassVar[bool] = True
+    category: ClassVar[str] = "variable"
+    role: ClassVar[str] = "param"
+    initial_value: np.ndarray = dataclasses.field(repr=False)
     trainable: bool = True
 
     def infer(self) -> Spec:
         return Spec(self.initial_value.shape, self.initial_value.dtype)
 
     def run(self, ctx, node, arrays):
-        return ctx.session._variable_value(node)
+        return ctx.read_variable(node)
 
     def gradient(self, node, out_grad):
         return []
 
+    def label(self, node):
+        return f"{_pretty(node.name)} {_dims(node.shape)}"
 
-@dataclasses.dataclass(frozen=True)
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Constant(Op):
-    """A fixed array baked into the graph."""
+    """A fixed array baked into the graph. Two constants are equal ops exactly when their
+    dtypes, shapes and bytes are equal (what common-subexpression elimination merges)."""
 
     kind: ClassVar[str] = "constant"
-    value: np.ndarray = dataclasses.field(compare=False, repr=False)
+    returns_state: ClassVar[bool] = True  # the session keeps one device copy and hands it out
+    category: ClassVar[str] = "variable"
+    role: ClassVar[str] = "param"
+    value: np.ndarray = dataclasses.field(repr=False)
+
+    def _key(self):
+        key = self.__dict__.get("_digest")
+        if key is None:
+            v = np.ascontiguousarray(self.value)
+            key = (v.dtype.str, v.shape, hashlib.blake2b(v.tobytes(), digest_size=16).digest())
+            object.__setattr__(self, "_digest", key)
+        return key
+
+    def __eq__(self, other):
+        if not isinstance(other, Constant):
+            return NotImplemented
+        return self is other or (self._key() == other._key()
+                                 and np.ascontiguousarray(self.value).tobytes()
+                                 == np.ascontiguousarray(other.value).tobytes())
+
+    def __hash__(self):
+        return hash(self._key())
 
     def infer(self) -> Spec:
         return Spec(self.value.shape, self.value.dtype)
 
     def run(self, ctx, node, arrays):
-        return ctx.session._constant_value(node)
+        return ctx.constant(node)
+
+    def forward(self, xp, *arrays):
+        return xp.asarray(self.value)
 
     def gradient(self, node, out_grad):
         return []
+
+    def label(self, node):
+        return f"{_pretty(node.name)} {_dims(node.shape)}"
+
+
+def _dims(shape) -> str:
+    from .text import dims
+    return dims((None,) + tuple(shape))
 
 
 LEAF_OPS = (Placeholder, Variable, Constant)

@@ -51,6 +51,8 @@ class ApplyUpdate(Op):
     """
 
     side_effects: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    returns_state: ClassVar[bool] = True
     slot: str
 
     def infer(self, var: Spec, grad: Spec, lr: Spec) -> Spec:
@@ -63,8 +65,8 @@ class ApplyUpdate(Op):
 
     def run(self, ctx, node, arrays):
         w, g, lr = arrays
-        new = self.step(ctx.xp, ctx.session.state, w, g, float(lr))
-        ctx.session._variables[node.inputs[0]] = new
+        new = self.step(ctx.xp, ctx.state, w, g, float(lr))
+        ctx.write_variable(node.inputs[0], new)
         return new
 
     def step(self, xp, state: dict, w, g, lr: float):
@@ -125,15 +127,16 @@ class GroupSteps(Op):
 
     kind: ClassVar[str] = "group_steps"
     side_effects: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
     counter: str
 
     def infer(self, *updates: Spec) -> Spec:
         return Spec((), np.dtype(np.int64))
 
     def run(self, ctx, node, arrays):
-        step = int(ctx.session.state.get(self.counter, 0)) + 1
+        step = int(ctx.state.get(self.counter, 0)) + 1
         value = ctx.xp.asarray(step, dtype=np.int64)
-        ctx.session.state[self.counter] = value
+        ctx.state[self.counter] = value
         return value.copy()
 
 

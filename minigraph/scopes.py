@@ -8,7 +8,11 @@ see a graph through these helpers, so a table row and a diagram box always agree
 - Gradient nodes are those `mg.gradients` built in a `<forward node>_grad` scope;
   `gradient_owner` finds that forward node.
 - A group's `principal` node is the op that characterises it (the conv of a conv+bias+ReLU
-  layer, the concat of an Inception module); `group_kind` names the group after it.
+  layer, the concat of an Inception module); `group_kind` names the group after it and
+  `group_category` says how diagrams colour it.
+
+What a node is comes from its op's declarations (`op.role`, `op.category`, `op.display_kind`,
+see minigraph/op.py), never from its kind.
 """
 from __future__ import annotations
 
@@ -20,13 +24,23 @@ from .op import LEAF_OPS, Constant, PlaceholderWithDefault, Variable
 
 _GRAD_PART = re.compile(r"^(.*)_grad(?:_\d+)?$")
 
-# Ops that only pass a layer's result along (activation, bias add, reshaping, copies).
-PASSTHROUGH = frozenset({"relu", "add", "identity", "flatten", "reshape"})
-# Kinds that make a group "do something" on their own, in the order of preference.
-CONV_KINDS = frozenset({"conv2d", "conv1x1"})
-# Helper ops drawn and counted as part of their consumer (dropout's mask is part of dropout).
-ABSORBED = frozenset({"dropout_mask"})
+# Roles of ops that only pass a layer's result along (activation, bias add, reshaping, copies).
+PASSTHROUGH = frozenset({"activation", "bias", "reshape", "identity"})
+# Categories of the convolutions: a group of nothing else is a conv stack.
+CONV_CATEGORIES = frozenset({"conv", "conv1x1"})
+# Group kinds that are no op's kind (their diagram category has their name).
+GROUP_KINDS = frozenset({"inception", "block"})
 STRUCTURAL = (Constant, PlaceholderWithDefault)
+
+
+def passes_along(node: Node) -> bool:
+    """An activation, bias add, reshape or identity: it passes a layer's result along."""
+    return node.op.role in PASSTHROUGH
+
+
+def is_helper(node: Node) -> bool:
+    """A helper drawn and counted as part of its consumer (dropout's mask is part of dropout)."""
+    return node.op.role == "helper"
 
 
 def scope_parts(node: Node) -> List[str]:
@@ -51,7 +65,7 @@ def gradient_owner(node: Node) -> Optional[Node]:
         m = _GRAD_PART.match(parts[i - 1])
         if m:
             forward = "/".join(parts[: i - 1] + [m.group(1)])
-            owner = node.graph._by_name.get(forward)
+            owner = node.graph.find(forward)
             if owner is not None:
                 return owner
     return None
@@ -94,7 +108,7 @@ def principal(node: Node, members: Sequence[Node] = ()) -> Node:
     `members` when it is given.
     """
     inside = {n.index for n in members}
-    while node.kind in PASSTHROUGH:
+    while passes_along(node):
         data = [x for x in node.inputs if not is_param(x) and not is_structural(x)]
         if len(data) != 1 or (inside and data[0].index not in inside):
             break
@@ -104,12 +118,8 @@ def principal(node: Node, members: Sequence[Node] = ()) -> Node:
 
 def op_kind(node: Node) -> str:
     """The kind a person would name: 'dropout' for x * dropout_mask, 'linear' for a matmul by a
-    weight variable, else the op's own kind."""
-    if node.kind == "mul" and any(x.kind == "dropout_mask" for x in node.inputs):
-        return "dropout"
-    if node.kind == "matmul" and any(isinstance(x.op, Variable) for x in node.inputs):
-        return "linear"
-    return node.kind
+    weight variable, else the op's own kind (the op's `display_kind`)."""
+    return node.op.display_kind(node)
 
 
 def group_kind(group: Sequence[Node]) -> str:
@@ -122,18 +132,27 @@ def group_kind(group: Sequence[Node]) -> str:
     key_depth = len(scope_parts(out))
     sub_scopes = {tuple(scope_parts(n)[: key_depth + 1]) for n in group if len(scope_parts(n)) > key_depth}
     work = [n for n in group if not isinstance(n.op, LEAF_OPS) and not is_structural(n)
-            and n.kind not in PASSTHROUGH and n.kind not in ABSORBED]
-    if main.kind == "concat" and len(main.inputs) > 1 and len(sub_scopes) > 1:
+            and not passes_along(n) and not is_helper(n)]
+    if main.op.category == "concat" and len(main.inputs) > 1 and len(sub_scopes) > 1:
         return "inception"
-    if len(work) > 1 and all(n.kind in CONV_KINDS for n in work):
+    if len(work) > 1 and all(n.op.category in CONV_CATEGORIES for n in work):
         return main.kind
     if len(work) > 1 and len(sub_scopes) > 1:
         return "block"
     return op_kind(main)
 
 
+def group_category(group: Sequence[Node], kind: str) -> str:
+    """The diagram category of a group whose `group_kind` is `kind`: 'inception' or 'block' for
+    those composites, else its principal op's category."""
+    if kind in GROUP_KINDS:
+        return kind
+    return principal(output_node(group), group).op.category
+
+
 __all__ = ["scope_parts", "scope_key", "gradient_owner", "is_gradient", "is_param", "is_structural",
-           "group_by_scope", "output_node", "principal", "op_kind", "group_kind"]
+           "group_by_scope", "output_node", "principal", "op_kind", "group_kind", "group_category",
+           "passes_along", "is_helper", "target_nodes"]
 
 
 def target_nodes(target, what: str) -> List[Node]:

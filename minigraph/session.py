@@ -1,45 +1,64 @@
 """Sessions: evaluate nodes of a graph on a backend, holding variables and optimizer state.
 
-`Session.run` plans each distinct (fetches, fed placeholders) once: only the ancestors of
-the fetches, in topological order (pure nodes before state-writing ones), each
-intermediate released right after its last use.
+`Session.run` makes a plan once per distinct (fetches, fed placeholders): the nodes the
+fetches need, optimised by the passes of `minigraph.passes` (unless `optimize=False`), run in
+topological order by `minigraph.plan.Plan`, each intermediate released after its last use.
+Plans are kept in a bounded least-recently-used cache.
+
+Sessions are safe to share between threads: runs that only read state proceed in parallel,
+runs that write it (optimizer updates, `assign`) hold the session alone, so no update is
+lost. A fetched array never shares memory with the session's variables.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
-import dataclasses
 import os
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+import threading
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from . import dispatch
 from .backend import Backend, get_backend
 from .errors import FeedError, GraphError
+from .fetches import flatten_fetches
 from .graph import Graph, Node, get_default_graph
-from .op import Placeholder, PlaceholderWithDefault, Variable
+from .op import Placeholder, Variable
+from .plan import Plan, RunContext
+from .runtime import Runtime, default_runtime
 from .spec import fmt
 
-FEEDABLE = (Placeholder, PlaceholderWithDefault)
 
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes before new readers."""
 
-@dataclasses.dataclass
-class RunContext:
-    """What an op's `run` may use: the array namespace, the session and its generator."""
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
 
-    xp: Any
-    session: "Session"
-    rng: Any
-    fuse_relu: bool = False  # set for an op with `fuses_relu`: return relu(output) instead
+    def acquire(self, write: bool) -> None:
+        with self._cond:
+            if write:
+                self._waiting += 1
+                while self._writer or self._readers:
+                    self._cond.wait()
+                self._waiting -= 1
+                self._writer = True
+            else:
+                while self._writer or self._waiting:
+                    self._cond.wait()
+                self._readers += 1
 
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """The steps of one kind of run: (node, input indices, indices to release after)."""
-
-    steps: Tuple[Tuple[Node, Tuple[int, ...], Tuple[int, ...], bool], ...]
-    fetch_indices: Tuple[int, ...]
-    relu_fused: FrozenSet[int] = frozenset()    # producers that apply the following relu themselves
-    relu_aliases: FrozenSet[int] = frozenset()  # those relus: their value is their input's
+    def release(self, write: bool) -> None:
+        with self._cond:
+            if write:
+                self._writer = False
+            else:
+                self._readers -= 1
+            self._cond.notify_all()
 
 
 class Session:
@@ -48,11 +67,20 @@ class Session:
     >>> sess = mg.Session(g)
     >>> out = sess.run(h, feed={x: batch})
 
-    `backend=None` means the environment variable MINIGRAPH_BACKEND, else 'numpy'.
-    `seed` seeds the session's random generator (dropout and other random ops).
+    backend: None means the environment variable MINIGRAPH_BACKEND, else 'numpy'.
+    seed: seeds the session's random generator (dropout and other random ops).
+    optimize: run the graph passes on every plan (`mg.optimize` shows their result).
+    runtime: the threads and BLAS settings kernels use (default: the backend's shared runtime,
+    e.g. `mg.CpuRuntime(threads=1)` for one thread).
+    algorithms: force kernel choices by op kind, e.g. {"conv2d": "gemm"} (see `minigraph.dispatch`).
+    max_plans: plans kept (least recently used dropped first); max_plan_nodes bounds the nodes
+    of all kept plans together.
     """
 
-    def __init__(self, graph: Optional[Graph] = None, backend: Optional[str] = None, seed: int = 0):
+    def __init__(self, graph: Optional[Graph] = None, backend: Optional[str] = None, seed: int = 0,
+                 optimize: bool = True, runtime: Optional[Runtime] = None,
+                 algorithms: Optional[Mapping[str, str]] = None, max_plans: int = 64,
+                 max_plan_nodes: int = 200_000):
         self.graph = graph if graph is not None else get_default_graph()
         if not isinstance(self.graph, Graph):
             raise TypeError(f"Session expects a Graph, got {type(self.graph).__name__}")
@@ -60,11 +88,21 @@ class Session:
             backend = os.environ.get("MINIGRAPH_BACKEND") or "numpy"
         self.backend: Backend = get_backend(backend)
         self.xp = self.backend.xp
+        self.runtime: Runtime = runtime if runtime is not None else default_runtime(self.xp)
+        if self.runtime.xp is not self.xp:
+            raise ValueError(f"runtime {self.runtime!r} is for another array namespace than backend {backend!r}")
+        self.optimize = bool(optimize)
+        self.algorithms: Dict[str, str] = {**dispatch.env_algorithms(), **dict(algorithms or {})}
         self.rng = self.backend.make_rng(seed)
         self.state: Dict[Any, Any] = {}  # optimizer slots and other per-session state
         self._variables: Dict[Node, Any] = {}
         self._constants: Dict[Node, Any] = {}
-        self._plans: Dict[tuple, Plan] = {}
+        self._plans: "collections.OrderedDict[tuple, Plan]" = collections.OrderedDict()
+        self._plan_nodes = 0
+        self.max_plans, self.max_plan_nodes = int(max_plans), int(max_plan_nodes)
+        self._lock = _ReadWriteLock()
+        self._plans_lock = threading.Lock()
+        self._values_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Session backend={self.backend.name} graph={self.graph!r}>"
@@ -77,24 +115,37 @@ class Session:
 
     def close(self) -> None:
         """Drop the session's arrays (variables, state, cached plans)."""
-        self._variables.clear()
-        self._constants.clear()
-        self.state.clear()
-        self._plans.clear()
+        self._lock.acquire(write=True)
+        try:
+            self._variables.clear()
+            self._constants.clear()
+            self.state.clear()
+            with self._plans_lock:
+                self._plans.clear()
+                self._plan_nodes = 0
+        finally:
+            self._lock.release(write=True)
 
     # variables ---------------------------------------------------------------------
     def _variable_value(self, node: Node):
         value = self._variables.get(node)
         if value is None:
-            value = self.backend.asarray(np.array(node.op.initial_value))
-            self._variables[node] = value
+            with self._values_lock:
+                value = self._variables.get(node)
+                if value is None:
+                    value = self._variables[node] = self.backend.asarray(np.array(node.op.initial_value))
         return value
+
+    def _store_variable(self, node: Node, value) -> None:
+        self._variables[node] = value
 
     def _constant_value(self, node: Node):
         value = self._constants.get(node)
         if value is None:
-            value = self.backend.asarray(node.op.value)
-            self._constants[node] = value
+            with self._values_lock:
+                value = self._constants.get(node)
+                if value is None:
+                    value = self._constants[node] = self.backend.asarray(node.op.value)
         return value
 
     @property
@@ -107,13 +158,23 @@ class Session:
         self._check_variable(var)
         return np.array(self.backend.to_host(self._variable_value(var)))
 
+    def get_device_value(self, var: Node):
+        """A copy of a variable's current value on the session's device (a NumPy array on NumPy)."""
+        self._check_variable(var)
+        return self._variable_value(var).copy()
+
     def set_value(self, var: Node, value) -> None:
         """Overwrite a variable's value (shape and dtype must match its initial value)."""
         self._check_variable(var)
-        arr = np.asarray(value)
-        if arr.shape != var.shape:
-            raise ValueError(f"variable {var.name!r} has shape {fmt(var.shape)}, value has {fmt(arr.shape)}")
-        self._variables[var] = self.backend.asarray(arr.astype(var.dtype, copy=True))
+        arr = np.asarray(value) if not self.backend.is_array(value) else value
+        if tuple(arr.shape) != var.shape:
+            raise ValueError(f"variable {var.name!r} has shape {fmt(var.shape)}, value has {fmt(tuple(arr.shape))}")
+        new = self.backend.asarray(arr.astype(var.dtype, copy=True))
+        self._lock.acquire(write=True)
+        try:
+            self._variables[var] = new
+        finally:
+            self._lock.release(write=True)
 
     def _check_variable(self, var: Node) -> None:
         if not isinstance(var, Node) or not isinstance(var.op, Variable):
@@ -122,81 +183,75 @@ class Session:
             raise GraphError(f"variable {var.name!r} belongs to another graph than this session's")
 
     # running ------------------------------------------------------------------------
-    def run(self, fetches, feed: Optional[dict] = None, to_host: bool = True):
-        """Evaluate `fetches` (a node, a list/tuple or a dict of nodes), feeding placeholders.
+    def run(self, fetches, feed: Optional[dict] = None, to_host: bool = True, timings: Optional[dict] = None):
+        """Evaluate `fetches` (a node, or any nesting of lists, tuples, namedtuples and dicts
+        of nodes), feeding placeholders from `feed`.
 
         Returns arrays in the same structure. With `to_host=False` a device backend returns
-        device arrays.
+        device arrays. No returned array shares memory with the session's variables.
+        `timings`, a dict, collects {(op kind, kernel algorithm): [seconds, calls]} (a profile).
         """
-        flat, rebuild = _flatten(fetches)
+        flat, rebuild = flatten_fetches(fetches)
         for node in flat:
-            if not isinstance(node, Node):
-                raise TypeError(f"fetches must be nodes, got {type(node).__name__}")
             if node.graph is not self.graph:
                 raise GraphError(f"cannot fetch {node.name!r}: it belongs to another graph than this session's")
         fed = self._check_feed(feed or {})
-        key = (tuple(n.index for n in flat), frozenset(n.index for n in fed))
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = self._make_plan(flat, fed)
-        ctx = RunContext(self.xp, self, self.rng)
-        ctx_relu = RunContext(self.xp, self, self.rng, fuse_relu=True)
-        values: Dict[int, Any] = {}
-        with self._kernel_scope():  # NumPy: the CNN kernels pin BLAS once per run, not per call
-            for node, inputs, release, is_fed in plan.steps:
-                if is_fed:
-                    values[node.index] = fed[node]
-                elif node.index in plan.relu_aliases:
-                    values[node.index] = values[inputs[0]]
-                else:
-                    run_ctx = ctx_relu if node.index in plan.relu_fused else ctx
-                    values[node.index] = node.op.run(run_ctx, node, [values[i] for i in inputs])
-                for i in release:
-                    del values[i]
-        outs = [values[i] for i in plan.fetch_indices]
-        outs = [self._deliver(n, v, to_host) for n, v in zip(flat, outs)]
+        plan = self.plan(flat, list(fed))
+        values = [fed[n] for n in plan.feed_keys]
+        signature = tuple((tuple(v.shape), v.dtype.str) for v in values)
+        ctx = RunContext(self.xp, self.runtime, self.rng, self, plan)
+        self._lock.acquire(write=plan.writes_state)
+        try:
+            with self.runtime.run_scope() if plan.uses_blas else contextlib.nullcontext():
+                outs = plan.execute(ctx, values, signature, timings)
+            outs = [v.copy() if alias else v for v, alias in zip(outs, plan.fetch_aliases_state)]
+        finally:
+            self._lock.release(write=plan.writes_state)
+        if to_host:
+            outs = [self.backend.to_host(v) for v in outs]
         return rebuild(outs)
 
-    def _kernel_scope(self):
-        if self.xp is np:
-            from minigraph.ops.threads import blas_scope
-            return blas_scope()
-        return contextlib.nullcontext()
+    def plan(self, fetches: List[Node], fed: List[Node]) -> Plan:
+        """The (cached) plan that runs `fetches` with `fed` placeholders fed."""
+        key = (tuple(n.index for n in fetches), frozenset(n.index for n in fed))
+        with self._plans_lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = self._make_plan(fetches, sorted(fed, key=lambda n: n.index))
+        with self._plans_lock:
+            if key not in self._plans:
+                self._plans[key] = plan
+                self._plan_nodes += len(plan)
+                while len(self._plans) > 1 and (len(self._plans) > self.max_plans
+                                                or self._plan_nodes > self.max_plan_nodes):
+                    _, old = self._plans.popitem(last=False)
+                    self._plan_nodes -= len(old)
+            return self._plans[key]
 
-    def _deliver(self, node: Node, value, to_host: bool):
-        if isinstance(node.op, Variable):  # never hand out the session's own buffer
-            value = value.copy()
-        return self.backend.to_host(value) if to_host else value
+    def kernels(self, fetches, feed: Optional[dict] = None) -> Dict[str, str]:
+        """{node name: algorithm} the last runs of `fetches` with feeds shaped like `feed` used
+        (names are those of the graph that runs: the optimised copy unless optimize=False)."""
+        flat, _ = flatten_fetches(fetches)
+        fed = self._check_feed(feed or {})
+        plan = self.plan(flat, list(fed))
+        values = [fed[n] for n in plan.feed_keys]
+        return plan.kernels(tuple((tuple(v.shape), v.dtype.str) for v in values))
 
-    def _make_plan(self, fetches: Sequence[Node], fed: Dict[Node, Any]) -> Plan:
+    def _make_plan(self, fetches: List[Node], fed: List[Node]) -> Plan:
         needed = self.graph.ancestors(fetches, stop=fed)
         for node in needed:
             if isinstance(node.op, Placeholder) and node not in fed:
                 raise FeedError(f"placeholder {node.name!r} {fmt(node.shape)} must be fed: "
                                 f"it is needed for {', '.join(repr(f.name) for f in fetches)}")
-        order = _schedule(self.graph, needed)
-        fetch_set = {n.index for n in fetches}
-        last_use: Dict[int, int] = {}
-        for pos, node in enumerate(order):
-            if node not in fed:
-                for x in node.inputs:
-                    last_use[x.index] = pos
-        release: List[List[int]] = [[] for _ in order]
-        for idx, pos in last_use.items():
-            if idx not in fetch_set:
-                release[pos].append(idx)
-        steps = []
-        for pos, node in enumerate(order):
-            is_fed = node in fed
-            inputs = () if is_fed else tuple(x.index for x in node.inputs)
-            # a value nobody reads (a side-effect node's output) is dropped at once
-            drop = tuple(sorted(set(release[pos])))
-            if node.index not in last_use and node.index not in fetch_set:
-                drop = drop + (node.index,)
-            steps.append((node, inputs, drop, is_fed))
-        fused = _relu_fusions(order, fed, fetch_set)
-        return Plan(tuple(steps), tuple(n.index for n in fetches),
-                    frozenset(fused), frozenset(fused.values()))
+        if not self.optimize:
+            return Plan(fetches, fed, {}, self.backend.name, self.algorithms)
+        from .passes import run_passes
+        opt = run_passes(fetches, fed)
+        origin = {new: old for old, new in opt.mapping.items() if not old.inputs or old in fed}
+        return Plan(opt.outputs, opt.fed, origin, self.backend.name, self.algorithms,
+                    feed_keys=[origin[n] for n in opt.fed])
 
     def _check_feed(self, feed: dict) -> Dict[Node, Any]:
         if not isinstance(feed, dict):
@@ -207,7 +262,7 @@ class Session:
                 raise FeedError(f"feed keys must be placeholder nodes, got {node!r}")
             if node.graph is not self.graph:
                 raise FeedError(f"cannot feed {node.name!r}: it belongs to another graph than this session's")
-            if not isinstance(node.op, FEEDABLE):
+            if not node.op.feedable:
                 raise FeedError(f"cannot feed {node.name!r}: only placeholders can be fed (it is a {node.kind})")
             out[node] = self._check_value(node, value)
         return out
@@ -227,49 +282,4 @@ class Session:
         return self.backend.asarray(value)
 
 
-def _relu_fusions(order: Sequence[Node], fed, fetch_set) -> Dict[int, int]:
-    """{producer index: relu index} for every relu whose input comes from an op that can apply
-    the relu itself (`fuses_relu`, e.g. a conv adding its bias) and that nothing else in the run
-    reads but `step` nodes, which give the same result on relu(v) as on v. The producer then
-    returns relu(v) and the relu node shares its value."""
-    readers: Dict[int, List[Node]] = {}
-    for node in order:
-        if node not in fed:
-            for x in node.inputs:
-                readers.setdefault(x.index, []).append(node)
-    fused: Dict[int, int] = {}
-    for node in order:
-        if node.kind != "relu" or node in fed:
-            continue
-        src = node.inputs[0]
-        rest = [r for r in readers.get(src.index, []) if r is not node]
-        if (getattr(src.op, "fuses_relu", False) and src not in fed and src.index not in fetch_set
-                and len(rest) == len(readers[src.index]) - 1 and all(r.kind == "step" for r in rest)):
-            fused[src.index] = node.index
-    return fused
-
-
-def _schedule(graph: Graph, needed: Sequence[Node]) -> List[Node]:
-    """A topological order of `needed`: creation order, state-writing nodes as late as possible."""
-    if not any(n.op.side_effects for n in needed):
-        return list(needed)  # creation order is topological
-    import networkx as nx
-    sub = graph.nx.subgraph(n.index for n in needed)
-    key = {n.index: (int(n.op.side_effects), n.index) for n in needed}
-    order = nx.lexicographical_topological_sort(sub, key=lambda i: key[i])
-    return [graph.nodes[i] for i in order]
-
-
-def _flatten(fetches):
-    """A flat list of the fetched nodes and a function that rebuilds the structure."""
-    if isinstance(fetches, Node):
-        return [fetches], lambda outs: outs[0]
-    if isinstance(fetches, dict):
-        keys = list(fetches)
-        return [fetches[k] for k in keys], lambda outs: dict(zip(keys, outs))
-    if isinstance(fetches, (list, tuple)):
-        kind = type(fetches)
-        if kind not in (list, tuple):  # a namedtuple
-            return list(fetches), lambda outs: kind(*outs)
-        return list(fetches), lambda outs: kind(outs)
-    raise TypeError(f"fetches must be a node, a list/tuple or a dict of nodes, got {type(fetches).__name__}")
+__all__ = ["Session"]

@@ -7,6 +7,9 @@ weighting, and compares `mg.gradients` with central differences element by eleme
 (`mode="full"`) or along random directions (`mode="random"`, cheap on big tensors).
 With `order=2` it does the same for the gradient of the (randomly weighted) gradient,
 which exercises every gradient op's own gradient.
+
+Both helpers run every graph twice, with and without the graph passes
+(`mg.Session(g, optimize=False)`), and fail when the two disagree beyond float rounding.
 """
 from __future__ import annotations
 
@@ -30,7 +33,24 @@ def evaluate(fn: Callable, *values, dtype=None, shapes: Optional[Sequence] = Non
     with mg.Graph() as g:
         phs = [mg.placeholder(s, dtype=dtype or v.dtype) for s, v in zip(shapes, values)]
         y = fn(*phs)
-    return y, mg.Session(g).run(y, dict(zip(phs, values)))
+    feed = dict(zip(phs, values))
+    out = mg.Session(g).run(y, feed)
+    check_unoptimized(g, y, feed, out)
+    return y, out
+
+
+def check_unoptimized(graph, fetches, feed, optimized) -> None:
+    """Run `fetches` again without the graph passes; raise AssertionError naming the fetch when
+    a value differs from `optimized` beyond float rounding (a few ulps of the dtype)."""
+    import minigraph as mg
+
+    raw = mg.Session(graph, optimize=False).run(fetches, feed)
+    pairs = zip(raw, optimized) if isinstance(fetches, (list, tuple)) else [(raw, optimized)]
+    for i, (a, b) in enumerate(pairs):
+        a, b = np.asarray(a), np.asarray(b)
+        tol = 1e-12 if a.dtype == np.float64 else 1e-5
+        if a.shape != b.shape or a.dtype != b.dtype or not np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True):
+            raise AssertionError(f"fetch {i}: the optimised graph gives {b!r}, the unoptimised one {a!r}")
 
 
 class GradcheckError(AssertionError):
@@ -84,6 +104,10 @@ def gradcheck(fn: Callable, inputs: Sequence, order: int = 2, eps: float = 1e-6,
             if tuple(gx.shape) != tuple(x.shape) and None not in gx.shape:
                 raise GradcheckError(f"order {k}: gradient for {x.name} has shape {gx.shape}, expected {x.shape}")
         symbolic = sess.run(grads, feed)
+        try:
+            check_unoptimized(g, grads, feed, symbolic)
+        except AssertionError as exc:
+            raise GradcheckError(f"order {k}: optimisation changed a gradient: {exc}") from None
         for j, (i, sym) in enumerate(zip(wrt, symbolic)):
             if sym.shape != values[i].shape:
                 raise GradcheckError(f"order {k}: gradient for input {i} has run-time shape {sym.shape}, "

@@ -1,4 +1,9 @@
-"""minigraph's operators, one module per family; each builder adds a node to the graph."""
+"""minigraph's operators, one module per family; each builder adds a node to the graph.
+
+`registry()` returns {kind: op class} for every op defined (here or by users), and
+`op_class(kind)` looks one up.
+"""
+from minigraph.op import op_class, registry
 from .elementwise import (add, add_n, broadcast_like, div, exp, log, mul, neg, ones_like, relu,
                           sqrt, square, step, sub, sum_like, zeros_like)
 from .linalg import matmul
@@ -19,5 +24,5 @@ __all__ = [
     "flatten", "reshape", "reshape_like", "transpose", "assign", "identity",
     "concat", "pad_axis", "slice_axis", "conv2d", "conv2d_backprop_filter", "conv2d_backprop_input",
     "conv1x1", "conv1x1_backprop_filter", "channel_window_sum", "dropout", "local_response_norm",
-    "avg_pool", "global_avg_pool", "max_pool", "max_pool_grad",
+    "avg_pool", "global_avg_pool", "max_pool", "max_pool_grad", "registry", "op_class",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional, Sequence
 
+from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
 from minigraph.op import Op, apply
@@ -25,6 +26,7 @@ class Concat(Op):
     """xs joined along `axis`; all other dimensions and the dtype must agree."""
 
     kind: ClassVar[str] = "concat"
+    category: ClassVar[str] = "concat"
     axis: int
 
     def infer(self, *xs: Spec) -> Spec:
@@ -52,9 +54,10 @@ class Concat(Op):
         return Spec(tuple(shape), first.dtype)
 
     def forward(self, xp, *xs):
-        if self.axis == 1 and xs[0].ndim == 4:  # the Inception join: into a channels-last buffer
-            return conv_kernels.concat_channels(xp, xs)
         return xp.concatenate(xs, axis=self.axis)
+
+    def label(self, node):
+        return "filter concat" if self.axis == 1 else f"concat, axis {self.axis}"
 
     def gradient(self, node, g):
         sizes = [x.shape[self.axis] for x in node.inputs]
@@ -73,6 +76,7 @@ class Slice(Op):
     """x[..., start:stop, ...] along `axis` (0 <= start <= stop <= size)."""
 
     kind: ClassVar[str] = "slice"
+    view: ClassVar[bool] = True
     axis: int
     start: int
     stop: int
@@ -132,6 +136,15 @@ class PadAxis(Op):
         if size is None:
             raise ShapeError(f"pad_axis {node.name!r}: the gradient needs a static size along axis {self.axis}")
         return [slice_axis(g, self.before, self.before + size, axis=self.axis)]
+
+
+@register_kernel("concat", "numpy", "channels_last",
+                 score=lambda op, shapes, rt: 2.0 if op.axis == 1 and len(shapes[0]) == 4 else None)
+@register_kernel("concat", "cupy", "channels_last",
+                 score=lambda op, shapes, rt: 2.0 if op.axis == 1 and len(shapes[0]) == 4 else None)
+def _concat_channels_last(rt, op, *xs):
+    """The Inception join into a channels-last buffer (the next conv reads it without a copy)."""
+    return conv_kernels.concat_channels(rt, xs)
 
 
 def _axis(x, axis: int) -> int:

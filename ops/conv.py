@@ -20,13 +20,17 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
+from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
 from minigraph.op import Cost, Op, apply, check_float, check_rank
+from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, dims_compatible, fmt, num_elements
+from minigraph.text import TIMES, window
+from minigraph.text import stride as text_stride
 
-from . import kernels
-from . import conv_kernels
+from . import conv_kernels, kernels
+from .elementwise import relu_grad
 from .kernels import Pads, Pair
 from .reductions import sum as reduce_sum
 
@@ -57,15 +61,31 @@ def static_hw(node: Node, op: str) -> Pair:
     return (h, w)
 
 
+class _Geometry:
+    """What the three convolution ops share: stride, padding (resolved) and dilation fields,
+    and the check that an output gradient has the size the convolution produces."""
+
+    def geometry(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+
+    def check_gradient(self, in_hw, k_hw, g: Spec) -> None:
+        out = kernels.check_fits(in_hw, k_hw, self.stride, self.dilation, self.padding)
+        _check_out(g.shape[2:], out, f"output gradient {fmt(g.shape)}")
+
+
 @dataclasses.dataclass(frozen=True)
-class Conv2D(Op):
-    """x (N, C, H, W) * w (F, C, KH, KW) [+ b (F,)] -> (N, F, OH, OW)."""
+class Conv2D(_Geometry, Op):
+    """x (N, C, H, W) * w (F, C, KH, KW) [+ b (F,)] -> (N, F, OH, OW), then `activation`
+    ('relu' or None; the fusion pass sets it, see `minigraph.passes.fusion`)."""
 
     kind: ClassVar[str] = "conv2d"
-    fuses_relu: ClassVar[bool] = True  # the session may ask for relu(out) (RunContext.fuse_relu)
+    uses_blas: ClassVar[bool] = True
+    category: ClassVar[str] = "conv"
+    fuses_epilogue: ClassVar[bool] = True
     stride: Pair = (1, 1)
     padding: Pads = ((0, 0), (0, 0))
     dilation: Pair = (1, 1)
+    activation: Optional[str] = None
 
     def infer(self, x: Spec, w: Spec, *bias: Spec) -> Spec:
         check_rank(x, 4, "input")
@@ -77,17 +97,15 @@ class Conv2D(Op):
         oh, ow = kernels.check_fits(x.shape[2:], w.shape[2:], self.stride, self.dilation, self.padding)
         return Spec((x.shape[0], w.shape[0], oh, ow), x.dtype)
 
-    def forward(self, xp, x, w, b=None, relu: bool = False):
-        return conv_kernels.conv2d_forward(xp, x, w, self.stride, self.padding, self.dilation, b, relu)
-
-    def run(self, ctx, node, arrays):
-        return self.forward(ctx.xp, *arrays, relu=ctx.fuse_relu)
+    def forward(self, xp, x, w, b=None):
+        return _conv2d_gemm(serial_runtime(xp), self, x, w, b)
 
     def gradient(self, node, g):
         x, w = node.inputs[:2]
-        args = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
-        grads = [conv2d_backprop_input(g, w, static_hw(x, self.kind), **args),
-                 conv2d_backprop_filter(x, g, tuple(w.shape[2:]), **args)]
+        if self.activation == "relu":
+            g = relu_grad(g, node)
+        grads = [conv2d_backprop_input(g, w, static_hw(x, self.kind), **self.geometry()),
+                 conv2d_backprop_filter(x, g, tuple(w.shape[2:]), **self.geometry())]
         if len(node.inputs) == 3:
             grads.append(reduce_sum(g, axis=(0, 2, 3)))
         return grads
@@ -97,13 +115,33 @@ class Conv2D(Op):
         params = sum(num_elements(x.shape) or 0 for x in node.inputs[1:])
         return Cost(params, conv_cost_macs(node.shape, node.inputs[1].shape))
 
+    def with_bias(self, node, bias):
+        return epilogue_bias(self, node, bias)
+
+    def with_activation(self, name):
+        return dataclasses.replace(self, activation=name) if self.activation is None and name == "relu" else None
+
+    def activation_name(self):
+        return ACTIVATION_NAMES.get(self.activation)
+
+    def label(self, node):
+        f, _, kh, kw = node.inputs[1].shape
+        text = f"conv {kh}{TIMES}{kw}/{text_stride(self.stride)}, {f}"
+        if tuple(self.dilation) != (1, 1):
+            text += f", dilation {text_stride(self.dilation)}"
+        return text
+
+    def short_label(self, node):
+        return window(node.inputs[1].shape[2:])
+
 
 @dataclasses.dataclass(frozen=True)
-class Conv2DBackpropInput(Op):
+class Conv2DBackpropInput(_Geometry, Op):
     """g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W) with (H, W) = `input_hw`:
     the gradient of conv2d with respect to its input (a transposed convolution)."""
 
     kind: ClassVar[str] = "conv2d_backprop_input"
+    uses_blas: ClassVar[bool] = True
     input_hw: Pair
     stride: Pair = (1, 1)
     padding: Pads = ((0, 0), (0, 0))
@@ -118,17 +156,16 @@ class Conv2DBackpropInput(Op):
                              f"the filter {fmt(w.shape)} has {w.shape[0]} filters")
         if None in w.shape[2:]:
             raise ShapeError(f"the filter needs a static kernel size, got {fmt(w.shape)}")
-        out = kernels.check_fits(self.input_hw, w.shape[2:], self.stride, self.dilation, self.padding)
-        _check_out(g.shape[2:], out, f"output gradient {fmt(g.shape)}")
+        self.check_gradient(self.input_hw, w.shape[2:], g)
         return Spec((g.shape[0], w.shape[1]) + tuple(self.input_hw), g.dtype)
 
     def forward(self, xp, g, w):
-        return conv_kernels.conv2d_backprop_input(xp, g, w, self.input_hw, self.stride, self.padding, self.dilation)
+        return _backprop_input_scatter(serial_runtime(xp), self, g, w)
 
     def gradient(self, node, gg):
         g, w = node.inputs
-        args = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
-        return [conv2d(gg, w, **args), conv2d_backprop_filter(gg, g, tuple(w.shape[2:]), **args)]
+        return [conv2d(gg, w, **self.geometry()),
+                conv2d_backprop_filter(gg, g, tuple(w.shape[2:]), **self.geometry())]
 
     def cost(self, node) -> Cost:
         g, w = node.inputs
@@ -136,11 +173,12 @@ class Conv2DBackpropInput(Op):
 
 
 @dataclasses.dataclass(frozen=True)
-class Conv2DBackpropFilter(Op):
+class Conv2DBackpropFilter(_Geometry, Op):
     """x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW) with (KH, KW) = `filter_hw`:
     the gradient of conv2d with respect to its filter."""
 
     kind: ClassVar[str] = "conv2d_backprop_filter"
+    uses_blas: ClassVar[bool] = True
     filter_hw: Pair
     stride: Pair = (1, 1)
     padding: Pads = ((0, 0), (0, 0))
@@ -152,21 +190,70 @@ class Conv2DBackpropFilter(Op):
         check_float(x, g)
         if not dims_compatible(x.shape[0], g.shape[0]):
             raise ShapeError(f"batch sizes differ: input {fmt(x.shape)}, output gradient {fmt(g.shape)}")
-        out = kernels.check_fits(x.shape[2:], self.filter_hw, self.stride, self.dilation, self.padding)
-        _check_out(g.shape[2:], out, f"output gradient {fmt(g.shape)}")
+        self.check_gradient(x.shape[2:], self.filter_hw, g)
         return Spec((g.shape[1], x.shape[1]) + tuple(self.filter_hw), x.dtype)
 
     def forward(self, xp, x, g):
-        return conv_kernels.conv2d_backprop_filter(xp, x, g, self.filter_hw, self.stride, self.padding, self.dilation)
+        return _backprop_filter_gemm(serial_runtime(xp), self, x, g)
 
     def gradient(self, node, gw):
         x, g = node.inputs
-        args = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
-        return [conv2d_backprop_input(g, gw, static_hw(x, self.kind), **args), conv2d(x, gw, **args)]
+        return [conv2d_backprop_input(g, gw, static_hw(x, self.kind), **self.geometry()),
+                conv2d(x, gw, **self.geometry())]
 
     def cost(self, node) -> Cost:
         x, g = node.inputs
         return Cost(0, conv_cost_macs(g.shape, (g.shape[1], x.shape[1]) + tuple(self.filter_hw)))
+
+
+# kernels -------------------------------------------------------------------------
+
+
+@register_kernel("conv2d", "numpy", "gemm")
+@register_kernel("conv2d", "cupy", "gemm")
+def _conv2d_gemm(rt, op, x, w, b=None):
+    return conv_kernels.conv2d_forward(rt, x, w, op.stride, op.padding, op.dilation, b, op.activation == "relu")
+
+
+def _full_correlation_score(op, shapes, rt):
+    g, w = shapes
+    if not conv_kernels.full_correlation_fits(g, w, op.stride, op.padding, op.dilation):
+        return None
+    return 2.0 if conv_kernels.full_correlation_preferred(g, w) else 0.5
+
+
+@register_kernel("conv2d_backprop_input", "numpy", "full_correlation", score=_full_correlation_score)
+@register_kernel("conv2d_backprop_input", "cupy", "full_correlation", score=_full_correlation_score)
+def _backprop_input_full(rt, op, g, w):
+    return conv_kernels.conv2d_backprop_input_full(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation)
+
+
+@register_kernel("conv2d_backprop_input", "numpy", "tap_scatter")
+@register_kernel("conv2d_backprop_input", "cupy", "tap_scatter")
+def _backprop_input_scatter(rt, op, g, w):
+    return conv_kernels.conv2d_backprop_input_scatter(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation)
+
+
+@register_kernel("conv2d_backprop_filter", "numpy", "gemm")
+@register_kernel("conv2d_backprop_filter", "cupy", "gemm")
+def _backprop_filter_gemm(rt, op, x, g):
+    return conv_kernels.conv2d_backprop_filter(rt, x, g, op.filter_hw, op.stride, op.padding, op.dilation)
+
+
+# the epilogue the fusion pass may hand a conv (shared with conv1x1) ---------------
+
+ACTIVATION_NAMES = {"relu": "ReLU"}
+
+
+def epilogue_bias(op, node, bias):
+    """`op` reading a bias as its third input, when `node` has none and `bias` is per channel of
+    its output ((F, 1, 1) or (1, F, 1, 1)); else None."""
+    f = node.shape[1]
+    if len(node.inputs) != 2 or op.activation is not None or f is None or bias is None:
+        return None
+    if tuple(bias.shape) not in ((f, 1, 1), (1, f, 1, 1)) or bias.dtype != node.dtype:
+        return None
+    return op
 
 
 def conv_cost_macs(out_shape, w_shape) -> int:
@@ -188,14 +275,10 @@ def _shape(v):
 
 
 def _geometry(x_shape, w_shape, stride, padding, dilation, what: str):
-    stride = kernels.as_pair(stride, f"{what}: stride")
-    dilation = kernels.as_pair(dilation, f"{what}: dilation")
     if len(x_shape) == 4 and len(w_shape) == 4 and None not in w_shape[2:]:
-        pads = kernels.resolve_padding(padding, x_shape[2:], tuple(w_shape[2:]), stride, dilation,
-                                       what=f"{what}: padding")
-    else:  # ranks are wrong: the op's shape rule reports it with the node's name
-        pads = ((0, 0), (0, 0))
-    return stride, pads, dilation
+        return _resolved(x_shape[2:], tuple(w_shape[2:]), stride, padding, dilation, what)
+    # ranks are wrong: the op's shape rule reports it with the node's name
+    return kernels.as_pair(stride, f"{what}: stride"), ((0, 0), (0, 0)), kernels.as_pair(dilation, f"{what}: dilation")
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
@@ -218,15 +301,21 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, name: Optional[str] = 
     return apply(Conv2D(stride, pads, dilation), inputs, name)
 
 
+def _resolved(in_hw, k_hw, stride, padding, dilation, what: str):
+    """(stride, padding, dilation) checked and resolved for an input of size `in_hw`."""
+    stride = kernels.as_pair(stride, f"{what}: stride")
+    dilation = kernels.as_pair(dilation, f"{what}: dilation")
+    pads = kernels.resolve_padding(padding, in_hw, k_hw, stride, dilation, what=f"{what}: padding")
+    return stride, pads, dilation
+
+
 def conv2d_backprop_input(g, w, input_hw, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
     """The gradient of `conv2d` with respect to x, for an input of spatial size `input_hw`:
     g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W). Arguments as in `conv2d`."""
     input_hw = kernels.as_pair(input_hw, "conv2d_backprop_input: input_hw")
-    stride = kernels.as_pair(stride, "conv2d_backprop_input: stride")
-    dilation = kernels.as_pair(dilation, "conv2d_backprop_input: dilation")
     w_shape = tuple(_shape(w))
     k_hw = tuple(w_shape[2:]) if len(w_shape) == 4 and None not in w_shape[2:] else (1, 1)
-    pads = kernels.resolve_padding(padding, input_hw, k_hw, stride, dilation, "conv2d_backprop_input: padding")
+    stride, pads, dilation = _resolved(input_hw, k_hw, stride, padding, dilation, "conv2d_backprop_input")
     return apply(Conv2DBackpropInput(input_hw, stride, pads, dilation), [g, w], name)
 
 
@@ -234,9 +323,7 @@ def conv2d_backprop_filter(x, g, filter_hw, stride=1, padding=0, dilation=1, nam
     """The gradient of `conv2d` with respect to w, for a kernel of size `filter_hw`:
     x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW). Arguments as in `conv2d`."""
     filter_hw = kernels.as_pair(filter_hw, "conv2d_backprop_filter: filter_hw")
-    stride = kernels.as_pair(stride, "conv2d_backprop_filter: stride")
-    dilation = kernels.as_pair(dilation, "conv2d_backprop_filter: dilation")
     x_shape = tuple(_shape(x))
     in_hw = x_shape[2:] if len(x_shape) == 4 else (None, None)
-    pads = kernels.resolve_padding(padding, in_hw, filter_hw, stride, dilation, "conv2d_backprop_filter: padding")
+    stride, pads, dilation = _resolved(in_hw, filter_hw, stride, padding, dilation, "conv2d_backprop_filter")
     return apply(Conv2DBackpropFilter(filter_hw, stride, pads, dilation), [x, g], name)

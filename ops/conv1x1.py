@@ -11,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
+from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
 from minigraph.op import Cost, Op, apply, check_float, check_rank
+from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, dims_compatible, fmt, num_elements
+from minigraph.text import TIMES
 
 from . import conv_kernels
+from .conv import ACTIVATION_NAMES, _check_bias, epilogue_bias
+from .elementwise import relu_grad
 from .reductions import sum as reduce_sum
 from .shape import reshape, reshape_like, transpose
 
@@ -28,10 +33,14 @@ def _check_weights(w: Spec) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Conv1x1(Op):
-    """x (N, C, H, W), w (F, C) or (F, C, 1, 1) [+ b (F,)] -> (N, F, H, W)."""
+    """x (N, C, H, W), w (F, C) or (F, C, 1, 1) [+ b (F,)] -> (N, F, H, W), then `activation`
+    ('relu' or None; the fusion pass sets it, see `minigraph.passes.fusion`)."""
 
     kind: ClassVar[str] = "conv1x1"
-    fuses_relu: ClassVar[bool] = True  # the session may ask for relu(out) (RunContext.fuse_relu)
+    uses_blas: ClassVar[bool] = True
+    category: ClassVar[str] = "conv1x1"
+    fuses_epilogue: ClassVar[bool] = True
+    activation: Optional[str] = None
 
     def infer(self, x: Spec, w: Spec, *bias: Spec) -> Spec:
         check_rank(x, 4, "input")
@@ -41,20 +50,16 @@ class Conv1x1(Op):
             raise ShapeError(f"input {fmt(x.shape)} has {x.shape[1]} channels but the weights "
                              f"{fmt(w.shape)} expect {w.shape[1]}")
         if bias:
-            check_rank(bias[0], 1, "bias")
-            if not dims_compatible(bias[0].shape[0], w.shape[0]):
-                raise ShapeError(f"bias {fmt(bias[0].shape)} does not match the {w.shape[0]} "
-                                 f"filters of {fmt(w.shape)}")
+            _check_bias(bias[0], w)
         return Spec((x.shape[0], w.shape[0]) + tuple(x.shape[2:]), x.dtype)
 
-    def forward(self, xp, x, w, b=None, relu: bool = False):
-        return conv_kernels.conv1x1_forward(xp, x, w, b, relu)
-
-    def run(self, ctx, node, arrays):
-        return self.forward(ctx.xp, *arrays, relu=ctx.fuse_relu)
+    def forward(self, xp, x, w, b=None):
+        return _conv1x1_gemm(serial_runtime(xp), self, x, w, b)
 
     def gradient(self, node, g):
         x, w = node.inputs[:2]
+        if self.activation == "relu":
+            g = relu_grad(g, node)
         w2 = _as_matrix(w)
         gw = conv1x1_backprop_filter(x, g)
         grads = [conv1x1(g, transpose(w2)), gw if w.ndim == 2 else reshape_like(gw, w)]
@@ -70,12 +75,28 @@ class Conv1x1(Op):
         c = x.shape[1]
         return Cost(params, outs * c if outs is not None and c is not None else 0)
 
+    def with_bias(self, node, bias):
+        return epilogue_bias(self, node, bias)
+
+    def with_activation(self, name):
+        return dataclasses.replace(self, activation=name) if self.activation is None and name == "relu" else None
+
+    def activation_name(self):
+        return ACTIVATION_NAMES.get(self.activation)
+
+    def label(self, node):
+        return f"conv 1{TIMES}1, {node.inputs[1].shape[0]}"
+
+    def short_label(self, node):
+        return f"1{TIMES}1"
+
 
 @dataclasses.dataclass(frozen=True)
 class Conv1x1BackpropFilter(Op):
     """x (N, C, H, W), g (N, F, H, W) -> (F, C): gw[f, c] = sum_{n,h,w} g[n, f, h, w] x[n, c, h, w]."""
 
     kind: ClassVar[str] = "conv1x1_backprop_filter"
+    uses_blas: ClassVar[bool] = True
 
     def infer(self, x: Spec, g: Spec) -> Spec:
         check_rank(x, 4, "input")
@@ -87,7 +108,7 @@ class Conv1x1BackpropFilter(Op):
         return Spec((g.shape[1], x.shape[1]), x.dtype)
 
     def forward(self, xp, x, g):
-        return conv_kernels.conv1x1_backprop_filter(xp, x, g)  # (F, N*H*W) @ (N*H*W, C)
+        return _conv1x1_backprop_filter_gemm(serial_runtime(xp), self, x, g)
 
     def gradient(self, node, gw):
         x, g = node.inputs
@@ -98,6 +119,18 @@ class Conv1x1BackpropFilter(Op):
         outs = num_elements((g.shape[0] or 1,) + tuple(g.shape[1:]))
         c = x.shape[1]
         return Cost(0, outs * c if outs is not None and c is not None else 0)
+
+
+@register_kernel("conv1x1", "numpy", "gemm")
+@register_kernel("conv1x1", "cupy", "gemm")
+def _conv1x1_gemm(rt, op, x, w, b=None):
+    return conv_kernels.conv1x1_forward(rt, x, w, b, op.activation == "relu")
+
+
+@register_kernel("conv1x1_backprop_filter", "numpy", "gemm")
+@register_kernel("conv1x1_backprop_filter", "cupy", "gemm")
+def _conv1x1_backprop_filter_gemm(rt, op, x, g):
+    return conv_kernels.conv1x1_backprop_filter(rt, x, g)  # (F, N*H*W) @ (N*H*W, C)
 
 
 def _as_matrix(w: Node) -> Node:

@@ -1,14 +1,13 @@
 """Convolution kernels (conv2d, its input and filter gradients, 1x1 conv, channel concat).
 
-Each takes the array namespace `xp` first; inputs are NCHW-shaped (any memory order) and
-results are NCHW-shaped views of channels-last buffers (see `kernels`). Convolutions are
-im2col + one GEMM per chunk of the batch, split by `threads.run_chunks`.
+Each takes the runtime `rt` first (`rt.xp` is the array namespace); inputs are NCHW-shaped
+(any memory order) and results are NCHW-shaped views of channels-last buffers (see `kernels`).
+Convolutions are im2col + one GEMM per chunk of the batch, split by `rt.run_chunks`.
 """
 from __future__ import annotations
 
-from . import threads
 from .kernels import (Pads, Pair, chunk_rows, cl, conv_out_hw, im2col_nhwc, image_mats,
-                      is_zero_padding, nchw, pad_nhwc, per_chunk, rows, tap_nhwc)
+                      is_zero_padding, nchw, pad_nhwc, rows, tap_nhwc)
 
 
 def _bias_relu(xp, o, b, relu: bool) -> None:
@@ -19,13 +18,14 @@ def _bias_relu(xp, o, b, relu: bool) -> None:
         xp.maximum(o, 0, out=o)
 
 
-def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None, relu: bool = False):
+def conv2d_forward(rt, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None, relu: bool = False):
     """out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
 
     x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> (N, F, OH, OW) (channels-last memory);
     with `relu`, max(out, 0) (applied while the chunk is in cache).
     Per chunk of the batch: im2col (rows*, KH*KW*C) and one GEMM with w as (KH*KW*C, F).
     """
+    xp = rt.xp
     n, c = x.shape[:2]
     f, _, kh, kw = w.shape
     out_hw = conv_out_hw(x.shape[2:], (kh, kw), stride, pads, dilation)
@@ -40,27 +40,45 @@ def conv2d_forward(xp, x, w, stride: Pair, pads: Pads, dilation: Pair, b=None, r
         _bias_relu(xp, o, b, relu)
 
     item = out_hw[0] * out_hw[1] * max(kh * kw * c, f) * x.itemsize
-    threads.run_chunks(xp, part, n, per_chunk(item), flops=2.0 * out.size * kh * kw * c)
+    rt.run_chunks(part, n, rt.per_chunk(item), flops=2.0 * out.size * kh * kw * c)
     return nchw(out)
 
 
-def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
-    """The adjoint of `conv2d_forward` in x: g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W).
+def full_correlation_fits(g_shape, w_shape, stride: Pair, pads: Pads, dilation: Pair) -> bool:
+    """Whether `conv2d_backprop_input_full` can compute the input gradient: stride 1, a kernel
+    larger than 1x1 and no padding side wider than the dilated kernel's extent."""
+    kh, kw = w_shape[2:]
+    (t, b), (l, r) = pads
+    ext = ((kh - 1) * dilation[0], (kw - 1) * dilation[1])
+    return stride == (1, 1) and (kh, kw) != (1, 1) and max(t, b) <= ext[0] and max(l, r) <= ext[1]
 
-    Per chunk: one GEMM g_rows (rows, F) @ w (F, KH*KW*C), then each tap's columns added into
-    the strided cells it read (in a padded channels-last buffer).
-    """
+
+def full_correlation_preferred(g_shape, w_shape) -> bool:
+    """The rule between the two input-gradient algorithms: the full correlation's im2col has F
+    columns per tap, the tap scatter's GEMM C rows; the scatter wins when F >= 2C and C >= 64."""
+    f, c = w_shape[:2]
+    return f < 2 * c or c < 64
+
+
+def conv2d_backprop_input_full(rt, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
+    """The adjoint of `conv2d_forward` in x for stride 1 (see `full_correlation_fits`): the full
+    correlation of g (N, F, OH, OW) with the flipped, transposed kernel -> (N, C, H, W)."""
+    kh, kw = w.shape[2:]
+    (t, b), (l, r) = pads
+    ext = ((kh - 1) * dilation[0], (kw - 1) * dilation[1])
+    w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    full = ((ext[0] - t, ext[0] - b), (ext[1] - l, ext[1] - r))
+    return conv2d_forward(rt, g, w_flip, (1, 1), full, dilation)
+
+
+def conv2d_backprop_input_scatter(rt, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
+    """The adjoint of `conv2d_forward` in x, any geometry: g (N, F, OH, OW), w (F, C, KH, KW) ->
+    (N, C, H, W). Per chunk: one GEMM g_rows (rows, F) @ w (F, KH*KW*C), then each tap's
+    columns added into the strided cells it read (in a padded channels-last buffer)."""
+    xp = rt.xp
     n, f, oh, ow = g.shape
     _, c, kh, kw = w.shape
     (t, b_), (l, r) = pads
-    ext = ((kh - 1) * dilation[0], (kw - 1) * dilation[1])
-    fits = max(t, b_) <= ext[0] and max(l, r) <= ext[1]
-    if stride == (1, 1) and (kh, kw) != (1, 1) and fits and (f < 2 * c or c < 64):
-        # stride 1: the full correlation of g with the flipped, transposed kernel (its im2col
-        # has F columns per tap; the tap scatter below wins when F >= 2C and C rows are long)
-        w_flip = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        full = ((ext[0] - t, ext[0] - b_), (ext[1] - l, ext[1] - r))
-        return conv2d_forward(xp, g, w_flip, (1, 1), full, dilation)
     gv = cl(g)
     wm = xp.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(f, kh * kw * c))
     dx = xp.empty((n, in_hw[0], in_hw[1], c), dtype=xp.result_type(g, w))
@@ -78,16 +96,17 @@ def conv2d_backprop_input(xp, g, w, in_hw: Pair, stride: Pair, pads: Pads, dilat
         dx[a:z] = buf[:, t:t + in_hw[0], l:l + in_hw[1]]
 
     item = oh * ow * kh * kw * c * g.itemsize
-    threads.run_chunks(xp, part, n, per_chunk(item), flops=2.0 * g.size * kh * kw * c)
+    rt.run_chunks(part, n, rt.per_chunk(item), flops=2.0 * g.size * kh * kw * c)
     return nchw(dx)
 
 
-def conv2d_backprop_filter(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
+def conv2d_backprop_filter(rt, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair):
     """The adjoint of `conv2d_forward` in w: x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW).
 
     gw[f, c, i, j] = sum_{n,oh,ow} g[n, f, oh, ow] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]:
     per chunk one GEMM (F, rows) @ (rows, KH*KW*C); the chunks' sums added.
     """
+    xp = rt.xp
     f, c = g.shape[1], x.shape[1]
     kh, kw = k_hw
     out_hw = tuple(g.shape[2:])
@@ -98,15 +117,16 @@ def conv2d_backprop_filter(xp, x, g, k_hw: Pair, stride: Pair, pads: Pads, dilat
         return xp.matmul(chunk_rows(xp, gv[a:z]).T, cols)
 
     item = out_hw[0] * out_hw[1] * kh * kw * c * x.itemsize
-    parts = threads.run_chunks(xp, part, x.shape[0], per_chunk(item), flops=2.0 * g.size * kh * kw * c)
+    parts = rt.run_chunks(part, x.shape[0], rt.per_chunk(item), flops=2.0 * g.size * kh * kw * c)
     gw = sum(parts[1:], parts[0]) if parts else xp.zeros((f, kh * kw * c), dtype=xp.result_type(x, g))
     return xp.ascontiguousarray(gw.reshape(f, kh, kw, c).transpose(0, 3, 1, 2))
 
 
-def conv1x1_forward(xp, x, w, b=None, relu: bool = False):
+def conv1x1_forward(rt, x, w, b=None, relu: bool = False):
     """out[n, f] = b[f] + sum_c w[f, c] x[n, c]: x (N, C, H, W), w (F, C) -> (N, F, H, W),
     one GEMM (rows, C) @ (C, F) per chunk of the batch (channels-last memory); with `relu`,
     max(out, 0)."""
+    xp = rt.xp
     n, c, h, wd = x.shape
     f = w.shape[0]
     wt = w.reshape(f, c).T
@@ -118,12 +138,13 @@ def conv1x1_forward(xp, x, w, b=None, relu: bool = False):
             xp.matmul(m, wt, out=o)
             _bias_relu(xp, o, b, relu)
 
-    threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, f) * x.itemsize * 2), flops=2.0 * out.size * c)
+    rt.run_chunks(part, n, rt.per_chunk(h * wd * max(c, f) * x.itemsize * 2), flops=2.0 * out.size * c)
     return nchw(out)
 
 
-def conv1x1_backprop_filter(xp, x, g):
+def conv1x1_backprop_filter(rt, x, g):
     """gw[f, c] = sum_{n,h,w} g[n, f, h, w] x[n, c, h, w]: (F, rows) @ (rows, C) per chunk, summed."""
+    xp = rt.xp
     n, c, h, wd = x.shape
     def part(a, z):
         xs, gs = image_mats(xp, x, a, z), image_mats(xp, g, a, z)
@@ -135,15 +156,17 @@ def conv1x1_backprop_filter(xp, x, g):
             acc += xp.matmul(gm.T, xm)
         return acc
 
-    parts = threads.run_chunks(xp, part, n, per_chunk(h * wd * max(c, g.shape[1]) * x.itemsize * 2),
+    parts = rt.run_chunks(part, n, rt.per_chunk(h * wd * max(c, g.shape[1]) * x.itemsize * 2),
                                flops=2.0 * g.size * c)
     if not parts:
         return xp.zeros((g.shape[1], c), dtype=xp.result_type(x, g))
     return sum(parts[1:], parts[0])
 
 
-def concat_channels(xp, xs):
-    """(N, C_k, H, W) arrays joined along the channels into one channels-last buffer (NCHW view)."""
+def concat_channels(rt, xs):
+    """(N, C_k, H, W) arrays joined along the channels into one channels-last buffer (NCHW view):
+    the next conv, pool or concat reads it without a copy."""
+    xp = rt.xp
     n, _, h, w = xs[0].shape
     out = xp.empty((n, h, w, sum(x.shape[1] for x in xs)), dtype=xp.result_type(*xs))
 
@@ -153,5 +176,5 @@ def concat_channels(xp, xs):
             out[a:z, :, :, start:start + x.shape[1]] = x[a:z].transpose(0, 2, 3, 1)
             start += x.shape[1]
 
-    threads.run_chunks(xp, part, n, per_chunk(h * w * out.shape[3] * out.itemsize))
+    rt.run_chunks(part, n, rt.per_chunk(h * w * out.shape[3] * out.itemsize))
     return nchw(out)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, List, Optional
 
+from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.op import Op, apply, check_float
-from minigraph.spec import Spec, fmt
+from minigraph.runtime import serial_runtime
+from minigraph.spec import Spec, fmt, num_elements
 
 from . import kernels
 
@@ -55,6 +57,7 @@ class Unary(Op):
 @dataclasses.dataclass(frozen=True)
 class Add(Binary):
     kind: ClassVar[str] = "add"
+    role: ClassVar[str] = "bias"  # with one data input and a parameter: a layer's bias add
 
     def forward(self, xp, a, b):
         return a + b
@@ -80,12 +83,25 @@ class Sub(Binary):
 class Mul(Binary):
     kind: ClassVar[str] = "mul"
 
+    def display_kind(self, node):
+        """A helper that is multiplied in names the product ('dropout' for x * dropout mask)."""
+        helper = _helper(node)
+        return helper.op.names_consumer if helper is not None else self.kind
+
+    def label(self, node):
+        helper = _helper(node)
+        return helper.op.consumer_label(helper) if helper is not None else self.kind
+
     def forward(self, xp, a, b):
         return a * b
 
     def gradient(self, node, g):
         a, b = node.inputs
         return [sum_like(mul(g, b), a), sum_like(mul(g, a), b)]
+
+
+def _helper(node):
+    return next((x for x in node.inputs if x.op.names_consumer), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,9 +154,17 @@ class Neg(Unary):
 @dataclasses.dataclass(frozen=True)
 class Relu(Unary):
     kind: ClassVar[str] = "relu"
+    role: ClassVar[str] = "activation"
+    fusable_activation: ClassVar[str] = "relu"  # a producer may apply it (see passes.fusion)
 
     def forward(self, xp, x):
         return xp.maximum(x, 0)
+
+    def activation_name(self):
+        return "ReLU"
+
+    def label(self, node):
+        return "ReLU"
 
     def gradient(self, node, g):
         # relu(x) > 0 exactly where x > 0: using the output lets the input be freed early
@@ -162,7 +186,7 @@ class ReluGrad(Op):
         return g
 
     def forward(self, xp, g, y):
-        return kernels.relu_grad(xp, g, y)
+        return kernels.relu_grad(serial_runtime(xp), g, y)
 
     def gradient(self, node, gg):
         return [relu_grad(gg, node.inputs[1]), None]
@@ -230,6 +254,7 @@ class SumLike(Op):
     """`g` summed over its broadcast axes down to the run-time shape of `like`."""
 
     kind: ClassVar[str] = "sum_like"
+    view: ClassVar[bool] = True  # g itself when nothing is broadcast
 
     def infer(self, g: Spec, like: Spec) -> Spec:
         broadcast_shapes(g.shape, like.shape)
@@ -253,6 +278,7 @@ class BroadcastLike(Op):
     """`x` broadcast to the run-time shape of `like`."""
 
     kind: ClassVar[str] = "broadcast_like"
+    view: ClassVar[bool] = True
 
     def infer(self, x: Spec, like: Spec) -> Spec:
         shape = broadcast_shapes(x.shape, like.shape)
@@ -283,6 +309,17 @@ class Fill(Op):
 
     def gradient(self, node, g):
         return [None]
+
+
+@register_kernel("relu_grad", "numpy", "batch_split",
+                 score=lambda op, shapes, rt: 2.0 if _split_pays(shapes[0], rt) else None)
+def _relu_grad_split(rt, op, g, y):
+    return kernels.relu_grad(rt, g, y, split=True)
+
+
+def _split_pays(shape, rt) -> bool:
+    """Memory-bound work pays for a batch split only on large arrays and several threads."""
+    return len(shape) > 0 and shape[0] >= 2 and rt.threads > 1 and num_elements(shape) >= rt.threaded_elements
 
 
 # builders --------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 Layout is NCHW. Padding is always handled in its resolved form `((top, bottom), (left, right))`;
 `resolve_padding` turns the user forms (int, pair, explicit, "SAME", "VALID") into it.
 
-Array functions take the array namespace `xp` (NumPy or CuPy) as their first argument and
-know nothing else about the backend. Nothing here loops over pixels: windows are strided
-views, convolutions are GEMMs, and the few Python loops run over kernel taps (KH * KW).
+Array functions take the array namespace `xp` (NumPy or CuPy), or the runtime `rt` (which
+holds `rt.xp` and splits work over the batch, see `minigraph.runtime`), as their first
+argument and know nothing else about the backend. Nothing here loops over pixels: windows are
+strided views, convolutions are GEMMs, and the few Python loops run over kernel taps (KH * KW).
 The op families' kernels build on these: `conv_kernels`, `pool_kernels`, `lrn_kernels`.
 """
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from minigraph.errors import ShapeError
-
-from . import threads
 
 Pair = Tuple[int, int]
 Pads = Tuple[Pair, Pair]
@@ -119,14 +118,9 @@ def is_zero_padding(pads: Pads) -> bool:
 
 
 def pad(xp, x, pads: Pads, value=0.0):
-    """x (N, C, H, W) padded spatially with `value`; x itself when there is no padding."""
-    if is_zero_padding(pads):
-        return x
-    (t, b), (l, r) = pads
-    n, c, h, w = x.shape
-    out = xp.full((n, c, h + t + b, w + l + r), value, dtype=x.dtype)
-    out[:, :, t:t + h, l:l + w] = x
-    return out
+    """x (N, C, H, W) padded spatially with `value` (an NCHW-shaped view of a channels-last
+    buffer); x itself when there is no padding."""
+    return x if is_zero_padding(pads) else nchw(pad_nhwc(xp, cl(x), pads, value))
 
 
 def crop(x, pads: Pads, in_hw: Pair):
@@ -160,9 +154,7 @@ def conv_out_hw(in_hw, k_hw: Pair, stride: Pair, pads: Pads, dilation: Pair) -> 
 # takes as it is. Results are written channels-last too and handed back as NCHW-shaped views
 # (out.transpose(0, 3, 1, 2)), as PyTorch's channels_last memory format does: the public
 # layout stays NCHW, elementwise ufuncs keep the memory order, and the next conv, pool or
-# concat reads its input without a copy. Work is split over the batch by `threads.run_chunks`.
-
-CHUNK_BYTES = 6 << 20  # workspace per chunk (an im2col matrix): a few MiB, to stay in cache
+# concat reads its input without a copy. Work is split over the batch by `rt.run_chunks`.
 
 
 def cl(x):
@@ -205,11 +197,6 @@ def nchw(v):
     return v.transpose(0, 3, 1, 2)
 
 
-def per_chunk(n_bytes_per_item: int) -> int:
-    """Batch items per chunk so that a chunk's workspace is about CHUNK_BYTES."""
-    return max(1, CHUNK_BYTES // max(1, int(n_bytes_per_item)))
-
-
 def pad_nhwc(xp, v, pads: Pads, value=0.0):
     """v (N, H, W, C) padded spatially with `value`; v itself when there is no padding."""
     if is_zero_padding(pads):
@@ -246,34 +233,25 @@ def im2col_nhwc(xp, v_padded, k_hw: Pair, stride: Pair, dilation: Pair, out_hw: 
 
 
 # ---------------------------------------------------------------------------------
-# relu's gradient on large arrays, chunked over axis 0 (memory-bound: threads pay only on
-# the largest arrays, e.g. GoogLeNet's first layers)
-
-THREADED_ELEMENTS = 1 << 22  # below this, one NumPy call on the calling thread is as fast
+# relu's gradient (memory-bound: the batch split over threads pays only on the largest
+# arrays, e.g. GoogLeNet's first layers; `rt.threaded_elements` is the threshold)
 
 
-def _elementwise(xp, part, like):
-    """out = empty_like(like) (same memory order) filled by part(out_chunk, a, z) over chunks
-    of axis 0 (the batch); threaded through `threads.run_chunks` when the array is large."""
-    out = xp.empty_like(like)
-    if like.ndim == 0 or like.size < THREADED_ELEMENTS or like.shape[0] < 2:
-        part(out, None, None)  # whole arrays
-        return out
-    # memory-bound work: one chunk per thread (more, smaller chunks only add pool round trips)
-    threads.run_chunks(xp, lambda a, z: part(out[a:z], a, z), like.shape[0], like.shape[0],
-                       flops=threads.PARALLEL_FLOPS)
-    return out
-
-
-def _rows_of(x, a, z):
-    """x[a:z], or x itself when a is None."""
-    return x if a is None else x[a:z]
-
-
-def relu_grad(xp, g, y):
+def relu_grad(rt, g, y, split: bool = False):
     """g * (y > 0) for same-shaped g and y, in g's memory order: the mask is written as 0/1
-    straight into the output (no boolean temporary), then multiplied by g in place."""
-    def part(o, a, z):
-        xp.greater(_rows_of(y, a, z), 0, out=o, casting="unsafe")
-        xp.multiply(o, _rows_of(g, a, z), out=o)
-    return _elementwise(xp, part, g)
+    straight into the output (no boolean temporary), then multiplied by g in place. With
+    `split`, chunks of the batch (axis 0), one per thread of `rt`."""
+    xp = rt.xp
+    out = xp.empty_like(g)
+
+    def part(a, z):
+        o = out[a:z]
+        xp.greater(y[a:z], 0, out=o, casting="unsafe")
+        xp.multiply(o, g[a:z], out=o)
+
+    if split and g.ndim and g.shape[0] >= 2:
+        rt.run_chunks(part, g.shape[0], -(-g.shape[0] // rt.threads), flops=float("inf"))
+    else:
+        xp.greater(y, 0, out=out, casting="unsafe")
+        xp.multiply(out, g, out=out)
+    return out

@@ -4,8 +4,10 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
+from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.op import Op, apply, check_float, check_rank
+from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, fmt
 
 from .elementwise import exp, mul, sub
@@ -158,8 +160,7 @@ class ChannelWindowSum(Op):
         return x
 
     def forward(self, xp, x):
-        from .lrn_kernels import channel_window_sum
-        return channel_window_sum(xp, x, self.before, self.after)
+        return _channel_window_sum_chunked(serial_runtime(xp), self, x)
 
     def gradient(self, node, g):
         return [channel_window_sum(g, self.after, self.before)]
@@ -192,8 +193,10 @@ class LocalResponseNorm(Op):
         return x
 
     def forward(self, xp, x):
-        from .lrn_kernels import lrn_forward
-        return lrn_forward(xp, x, self.size, self.alpha, self.beta, self.k)
+        return _lrn_chunked(serial_runtime(xp), self, x)
+
+    def label(self, node):
+        return "LRN"
 
     def gradient(self, node, g):
         from .elementwise import log, square
@@ -205,13 +208,19 @@ class LocalResponseNorm(Op):
         return [g * s_pow - mul(x * inner, 2.0 * self.alpha * self.beta / self.size)]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class DropoutMask(Op):
     """A mask shaped like x: when `training` (a scalar bool input) is true, each entry is
     1 / (1 - rate) with probability 1 - rate and 0 otherwise, drawn from the session's seeded
-    generator; when false, all ones. Not differentiable (its gradient is None)."""
+    generator; when false, all ones. Not differentiable (its gradient is None). Random: never
+    merged with another mask, never folded."""
 
     kind: ClassVar[str] = "dropout_mask"
+    pure: ClassVar[bool] = False
+    deterministic: ClassVar[bool] = False
+    foldable: ClassVar[bool] = False
+    role: ClassVar[str] = "helper"
+    names_consumer: ClassVar[str] = "dropout"
     rate: float
 
     def infer(self, x: Spec, training: Spec) -> Spec:
@@ -230,6 +239,23 @@ class DropoutMask(Op):
 
     def gradient(self, node, g):
         return [None, None]
+
+    def consumer_label(self, node):
+        return f"dropout {self.rate:.0%}"
+
+
+@register_kernel("channel_window_sum", "numpy", "chunked")
+@register_kernel("channel_window_sum", "cupy", "chunked")
+def _channel_window_sum_chunked(rt, op, x):
+    from .lrn_kernels import channel_window_sum
+    return channel_window_sum(rt, x, op.before, op.after)
+
+
+@register_kernel("local_response_norm", "numpy", "chunked")
+@register_kernel("local_response_norm", "cupy", "chunked")
+def _lrn_chunked(rt, op, x):
+    from .lrn_kernels import lrn_forward
+    return lrn_forward(rt, x, op.size, op.alpha, op.beta, op.k)
 
 
 def channel_window_sum(x, before: int, after: int, name: Optional[str] = None):

@@ -18,10 +18,14 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
+from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
 from minigraph.op import Op, apply, check_float, check_rank
+from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, dims_compatible, fmt
+from minigraph.text import stride as text_stride
+from minigraph.text import window
 
 from . import kernels
 from . import pool_kernels
@@ -58,19 +62,28 @@ class _Pool(Op):
     def geometry(self) -> dict:
         return dict(size=self.size, stride=self.stride, padding=self.padding)
 
+    def out_hw(self, x):
+        return kernels.check_fits(x.shape[2:], self.size, self.stride, (1, 1), self.padding)
+
 
 @dataclasses.dataclass(frozen=True)
 class MaxPool(_Pool):
     """x (N, C, H, W) -> (N, C, OH, OW): the maximum of each window."""
 
     kind: ClassVar[str] = "max_pool"
+    category: ClassVar[str] = "pool"
 
     def infer(self, x: Spec) -> Spec:
         return self.out_spec(x)
 
     def forward(self, xp, x):
-        out_hw = kernels.check_fits(x.shape[2:], self.size, self.stride, (1, 1), self.padding)
-        return pool_kernels.max_pool_forward(xp, x, self.size, self.stride, self.padding, out_hw)
+        return _max_pool(serial_runtime(xp), self, x)
+
+    def label(self, node):
+        return f"max pool {window(self.size)}/{text_stride(self.stride)}"
+
+    def short_label(self, node):
+        return f"{window(self.size)} max pool"
 
     def gradient(self, node, g):
         return [_scatter_to_winners(node.inputs[0], node, g, self.geometry())]
@@ -92,7 +105,7 @@ class MaxPoolArgmax(_Pool):
         return Spec(out.shape, pool_kernels.argmax_dtype(self.size))
 
     def forward(self, xp, x, y):
-        return pool_kernels.max_pool_argmax(xp, x, y, self.size, self.stride, self.padding)
+        return _max_pool_argmax(serial_runtime(xp), self, x, y)
 
     def gradient(self, node, g):
         return [None, None]
@@ -120,7 +133,7 @@ class MaxPoolGrad(_Pool):
         return x
 
     def forward(self, xp, idx, g):
-        return pool_kernels.max_pool_scatter(xp, idx, g, self.input_hw, self.size, self.stride, self.padding)
+        return _max_pool_scatter(serial_runtime(xp), self, idx, g)
 
     def gradient(self, node, gg):
         idx, _ = node.inputs
@@ -142,7 +155,7 @@ class MaxPoolGradGrad(_Pool):
         return Spec(idx.shape, gg.dtype)
 
     def forward(self, xp, idx, gg):
-        return pool_kernels.max_pool_gather_at(xp, idx, gg, self.size, self.stride, self.padding)
+        return _max_pool_gather(serial_runtime(xp), self, idx, gg)
 
     def gradient(self, node, g):
         idx, gg = node.inputs
@@ -155,15 +168,21 @@ class AvgPool(_Pool):
     """x (N, C, H, W) -> (N, C, OH, OW): the mean of each window."""
 
     kind: ClassVar[str] = "avg_pool"
+    category: ClassVar[str] = "pool"
     count_include_pad: bool = False
 
     def infer(self, x: Spec) -> Spec:
         return self.out_spec(x)
 
     def forward(self, xp, x):
-        out_hw = kernels.check_fits(x.shape[2:], self.size, self.stride, (1, 1), self.padding)
-        return pool_kernels.avg_pool_forward(xp, x, self.size, self.stride, self.padding, out_hw,
-                                        self.count_include_pad)
+        return pool_kernels.avg_pool_forward(serial_runtime(xp), x, self.size, self.stride, self.padding,
+                                             self.out_hw(x), self.count_include_pad)
+
+    def label(self, node):
+        return f"avg pool {window(self.size)}/{text_stride(self.stride)}"
+
+    def short_label(self, node):
+        return f"{window(self.size)} avg pool"
 
     def gradient(self, node, g):
         x = node.inputs[0]
@@ -187,8 +206,8 @@ class AvgPoolGrad(_Pool):
         return x
 
     def forward(self, xp, g):
-        return pool_kernels.avg_pool_backward(xp, g, self.input_hw, self.size, self.stride, self.padding,
-                                         self.count_include_pad)
+        return pool_kernels.avg_pool_backward(serial_runtime(xp), g, self.input_hw, self.size, self.stride,
+                                              self.padding, self.count_include_pad)
 
     def gradient(self, node, gg):
         return [apply(AvgPool(self.size, self.stride, self.padding, self.count_include_pad), [gg])]
@@ -199,6 +218,10 @@ class GlobalAvgPool(Op):
     """x (N, C, H, W) -> (N, C): the mean over H and W."""
 
     kind: ClassVar[str] = "global_avg_pool"
+    category: ClassVar[str] = "pool"
+
+    def label(self, node):
+        return "global avg pool"
 
     def infer(self, x: Spec) -> Spec:
         check_rank(x, 4, "input")
@@ -211,6 +234,33 @@ class GlobalAvgPool(Op):
     def gradient(self, node, g):
         x = node.inputs[0]
         return [mul(broadcast_like(expand_dims(g, (2, 3)), x), reciprocal_count(x, (2, 3)))]
+
+
+# kernels: the max-pooling family splits its work over the batch --------------------
+
+
+@register_kernel("max_pool", "numpy", "chunked")
+@register_kernel("max_pool", "cupy", "chunked")
+def _max_pool(rt, op, x):
+    return pool_kernels.max_pool_forward(rt, x, op.size, op.stride, op.padding, op.out_hw(x))
+
+
+@register_kernel("max_pool_argmax", "numpy", "chunked")
+@register_kernel("max_pool_argmax", "cupy", "chunked")
+def _max_pool_argmax(rt, op, x, y):
+    return pool_kernels.max_pool_argmax(rt, x, y, op.size, op.stride, op.padding)
+
+
+@register_kernel("max_pool_grad", "numpy", "chunked")
+@register_kernel("max_pool_grad", "cupy", "chunked")
+def _max_pool_scatter(rt, op, idx, g):
+    return pool_kernels.max_pool_scatter(rt, idx, g, op.input_hw, op.size, op.stride, op.padding)
+
+
+@register_kernel("max_pool_grad_grad", "numpy", "chunked")
+@register_kernel("max_pool_grad_grad", "cupy", "chunked")
+def _max_pool_gather(rt, op, idx, gg):
+    return pool_kernels.max_pool_gather_at(rt, idx, gg, op.size, op.stride, op.padding)
 
 
 # builders ------------------------------------------------------------------------

@@ -1,14 +1,13 @@
 """Pooling kernels: max pooling (forward, winners, scatter and gather) and average pooling.
 
-Each takes the array namespace `xp` first; no Python loop runs over pixels, only over the
-taps of the window.
+Each takes the runtime `rt` first (`rt.xp` is the array namespace; helpers take `xp`); no
+Python loop runs over pixels, only over the taps of the window.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import threads
-from .kernels import Pads, Pair, cl, crop, nchw, pad, pad_nhwc, per_chunk, tap
+from .kernels import Pads, Pair, cl, crop, nchw, pad, pad_nhwc, tap
 
 
 # Max pooling is separable: a window's maximum is the maximum over its KH row segments of
@@ -38,8 +37,9 @@ def _segment_and_window_max(xp, vp, k_hw, stride, out_hw):
     return seg, _max_of(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]))
 
 
-def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
+def max_pool_forward(rt, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     """out[n, c, oh, ow] = max over the window (padded cells count as -inf)."""
+    xp = rt.xp
     n, c, h, w = x.shape
     v = cl(x)
     out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
@@ -47,7 +47,7 @@ def max_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     def part(a, z):
         out[a:z] = _segment_and_window_max(xp, pad_nhwc(xp, v[a:z], pads, -np.inf), k_hw, stride, out_hw)[1]
 
-    threads.run_chunks(xp, part, n, per_chunk(4 * (h + 2) * (w + 2) * c * x.itemsize))
+    rt.run_chunks(part, n, rt.per_chunk(4 * (h + 2) * (w + 2) * c * x.itemsize))
     return nchw(out)
 
 
@@ -94,13 +94,14 @@ def _channels_inner(xp, v):
     return v if v.strides[3] == v.itemsize or v.shape[3] == 1 else xp.ascontiguousarray(v)
 
 
-def max_pool_argmax(xp, x, y, k_hw: Pair, stride: Pair, pads: Pads):
+def max_pool_argmax(rt, x, y, k_hw: Pair, stride: Pair, pads: Pads):
     """idx[n, c, oh, ow] = the row-major tap k = i * KW + j of the FIRST maximum of the window
     (padded cells never win), given y = max_pool_forward(x). dtype `argmax_dtype(k_hw)`.
 
     idx counts the taps before the first one equal to the maximum: per tap, `not found yet`
     &= (tap < max) and idx += `not found yet` (no masked ufuncs, no padding; for uint8, the
     byte-wise steps run on uint64 views, 8 cells at a time)."""
+    xp = rt.xp
     n, c, h, w = x.shape
     out_hw = tuple(y.shape[2:])
     v, yv = cl(x), cl(y)
@@ -135,13 +136,29 @@ def max_pool_argmax(xp, x, y, k_hw: Pair, stride: Pair, pads: Pads):
             c64 += p64
         idx[a:z] = count[:size].reshape(best.shape)
 
-    threads.run_chunks(xp, part, n, per_chunk(4 * out_hw[0] * out_hw[1] * c * x.itemsize))
+    rt.run_chunks(part, n, rt.per_chunk(4 * out_hw[0] * out_hw[1] * c * x.itemsize))
     return nchw(idx)
 
 
-def max_pool_scatter(xp, idx, g, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pads):
+def _add_at_winners(xp, taps, ids, src, dst, scatter: bool) -> None:
+    """For each real tap k: where the window's winner is k, add the value it moves. scatter:
+    src is per window (N, OH, OW, C), dst per cell (N, H, W, C); gather: the other way round."""
+    share = xp.empty(ids.shape, dtype=dst.dtype)
+    for k, (oi, oj), (ii, ij) in taps:
+        sub = share[:, oi, oj]
+        xp.equal(ids[:, oi, oj], k, out=sub, casting="unsafe")
+        if scatter:
+            sub *= src[:, oi, oj]
+            dst[:, ii, ij] += sub
+        else:
+            sub *= src[:, ii, ij]
+            dst[:, oi, oj] += sub
+
+
+def max_pool_scatter(rt, idx, g, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pads):
     """dx (N, C, H, W): each window's g (N, C, OH, OW) added at its winning tap idx (from
     `max_pool_argmax`); one pass per tap over disjoint strided views, channels-last memory."""
+    xp = rt.xp
     n, c = g.shape[:2]
     out_hw = tuple(g.shape[2:])
     iv, gv = cl(idx), cl(g)
@@ -160,20 +177,16 @@ def max_pool_scatter(xp, idx, g, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pa
             d *= gs[:, oi, oj]
         else:
             d[...] = 0
-        share = xp.empty(gs.shape, dtype=g.dtype)
-        for k, (oi, oj), (ii, ij) in rest:
-            sub = share[:, oi, oj]
-            xp.equal(ids[:, oi, oj], k, out=sub, casting="unsafe")
-            sub *= gs[:, oi, oj]
-            d[:, ii, ij] += sub
+        _add_at_winners(xp, rest, ids, gs, d, scatter=True)
 
-    threads.run_chunks(xp, part, n, per_chunk(4 * in_hw[0] * in_hw[1] * c * g.itemsize))
+    rt.run_chunks(part, n, rt.per_chunk(4 * in_hw[0] * in_hw[1] * c * g.itemsize))
     return nchw(dx)
 
 
-def max_pool_gather_at(xp, idx, gg, k_hw: Pair, stride: Pair, pads: Pads):
+def max_pool_gather_at(rt, idx, gg, k_hw: Pair, stride: Pair, pads: Pads):
     """The adjoint of `max_pool_scatter`: out (N, C, OH, OW) = gg (N, C, H, W) read at each
     window's winning tap idx."""
+    xp = rt.xp
     n, c, h, w = gg.shape
     out_hw = tuple(idx.shape[2:])
     iv, ggv = cl(idx), cl(gg)
@@ -183,14 +196,9 @@ def max_pool_gather_at(xp, idx, gg, k_hw: Pair, stride: Pair, pads: Pads):
     def part(a, z):
         o, ids, src = out[a:z], iv[a:z], _channels_inner(xp, ggv[a:z])
         o[...] = 0
-        share = xp.empty(o.shape, dtype=gg.dtype)
-        for k, (oi, oj), (ii, ij) in taps:
-            sub = share[:, oi, oj]
-            xp.equal(ids[:, oi, oj], k, out=sub, casting="unsafe")
-            sub *= src[:, ii, ij]
-            o[:, oi, oj] += sub
+        _add_at_winners(xp, taps, ids, src, o, scatter=False)
 
-    threads.run_chunks(xp, part, n, per_chunk(4 * out_hw[0] * out_hw[1] * c * gg.itemsize))
+    rt.run_chunks(part, n, rt.per_chunk(4 * out_hw[0] * out_hw[1] * c * gg.itemsize))
     return nchw(out)
 
 
@@ -210,8 +218,9 @@ def avg_divisor(xp, in_hw, k_hw, stride, pads, out_hw, count_include_pad: bool, 
     return pool_counts(xp, in_hw, k_hw, stride, pads, out_hw, dtype)
 
 
-def avg_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair, count_include_pad: bool):
+def avg_pool_forward(rt, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair, count_include_pad: bool):
     """The mean of each window (padded cells are zeros, excluded from the count unless asked)."""
+    xp = rt.xp
     xp_ = pad(xp, x, pads)
     out = tap(xp_, 0, 0, stride, (1, 1), out_hw).copy()
     for t in range(1, k_hw[0] * k_hw[1]):
@@ -220,8 +229,9 @@ def avg_pool_forward(xp, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair, 
     return out
 
 
-def avg_pool_backward(xp, g, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pads, count_include_pad: bool):
+def avg_pool_backward(rt, g, in_hw: Pair, k_hw: Pair, stride: Pair, pads: Pads, count_include_pad: bool):
     """The adjoint of `avg_pool_forward`: g / divisor spread over each window's cells."""
+    xp = rt.xp
     out_hw = g.shape[2:]
     share = g / avg_divisor(xp, in_hw, k_hw, stride, pads, out_hw, count_include_pad, g.dtype)
     (t_, b), (l, r) = pads

@@ -83,6 +83,7 @@ class ExpandDims(Op):
     """Insert size-1 axes at `axes` (positions in the result)."""
 
     kind: ClassVar[str] = "expand_dims"
+    view: ClassVar[bool] = True
     axes: Tuple[int, ...]
 
     def infer(self, x: Spec) -> Spec:

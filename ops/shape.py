@@ -16,6 +16,8 @@ class Reshape(Op):
     """x reshaped to `shape` (one entry may be -1)."""
 
     kind: ClassVar[str] = "reshape"
+    view: ClassVar[bool] = True
+    role: ClassVar[str] = "reshape"
     shape: Tuple[int, ...]
 
     def infer(self, x: Spec) -> Spec:
@@ -48,6 +50,8 @@ class Flatten(Op):
     """(n, d1, d2, ...) -> (n, d1*d2*...)."""
 
     kind: ClassVar[str] = "flatten"
+    view: ClassVar[bool] = True
+    role: ClassVar[str] = "reshape"
 
     def infer(self, x: Spec) -> Spec:
         if len(x.shape) < 1:
@@ -66,6 +70,7 @@ class ReshapeLike(Op):
     """x reshaped to the run-time shape of `like`."""
 
     kind: ClassVar[str] = "reshape_like"
+    view: ClassVar[bool] = True
 
     def infer(self, x: Spec, like: Spec) -> Spec:
         a, b = num_elements(x.shape), num_elements(like.shape)
@@ -85,6 +90,7 @@ class Transpose(Op):
     """Axes permuted: out.shape[i] = x.shape[axes[i]]."""
 
     kind: ClassVar[str] = "transpose"
+    view: ClassVar[bool] = True
     axes: Tuple[int, ...]
 
     def infer(self, x: Spec) -> Spec:

@@ -15,6 +15,8 @@ class Assign(Op):
 
     kind: ClassVar[str] = "assign"
     side_effects: ClassVar[bool] = True
+    pure: ClassVar[bool] = False
+    returns_state: ClassVar[bool] = True
 
     def infer(self, var: Spec, value: Spec) -> Spec:
         if tuple(var.shape) != tuple(value.shape) or var.dtype != value.dtype:
@@ -23,15 +25,18 @@ class Assign(Op):
         return var
 
     def run(self, ctx, node, arrays):
-        var = node.inputs[0]
         new = ctx.xp.array(arrays[1], copy=True)
-        ctx.session._variables[var] = new
+        ctx.write_variable(node.inputs[0], new)
         return new
 
 
 @dataclasses.dataclass(frozen=True)
 class Identity(Op):
+    """x itself (the same array: a view of its input)."""
+
     kind: ClassVar[str] = "identity"
+    view: ClassVar[bool] = True
+    role: ClassVar[str] = "identity"
 
     def infer(self, x: Spec) -> Spec:
         return x

@@ -77,9 +77,9 @@ def test_harness_runs_minigraph_only_on_tiny_shapes(bench, tmp_path):
         assert len(row["ms_all"]["minigraph"]) == 2
         assert row["gflops"]["minigraph"] == pytest.approx(row["gflop"] * 1e3 / row["ms"]["minigraph"])
         assert row["peak_mib"]["minigraph"] is None or row["peak_mib"]["minigraph"] >= 0
-        kinds = {kind for kind, _, _ in row["profile"]}
+        kinds = {kind for kind, _, _, _ in row["profile"]}
         assert "conv1x1" in kinds
-    backward_kinds = {kind for kind, _, _ in figures["rows"][2]["profile"]}
+    backward_kinds = {kind for kind, _, _, _ in figures["rows"][2]["profile"]}
     assert {"conv2d_backprop_input", "conv2d_backprop_filter", "max_pool_grad"} <= backward_kinds
     assert figures["naive_conv"]["max_rel_diff"]["minigraph"] < 1e-5
     assert figures["mismatches"] == []

@@ -21,8 +21,10 @@ def test_unique_hierarchical_names_and_lookup():
     assert g.get("block1/conv_1") is b and g["x"] is x
     assert g.nodes == [x, w, a, b, c, d]
     assert [n.index for n in g.nodes] == list(range(6))
-    with pytest.raises(KeyError, match="no node named 'nope'"):
+    with pytest.raises(KeyError, match="no node or scope named 'nope'"):
         g.get("nope")
+    with pytest.raises(KeyError, match=r"no node or scope named 'block1/conv_2'.*closest: 'block1/conv_1'"):
+        g.get("block1/conv_2")
 
 
 def test_nested_scopes_and_node_metadata():

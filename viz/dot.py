@@ -21,14 +21,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import graphviz
 
 from minigraph.graph import Graph, Node
-from minigraph.scopes import (ABSORBED, gradient_owner, group_kind, is_param, is_structural, op_kind, principal,
-                              scope_key, scope_parts, target_nodes)
+from minigraph.scopes import (gradient_owner, group_category, group_kind, is_helper, is_param, is_structural,
+                              principal, scope_key, scope_parts, target_nodes)
 
 from . import labels, styles
 
 Target = Union[Graph, Node, Sequence[Node]]
 GRAD_MARK = "∇"
-_ACTIVATIONS = {"relu": "ReLU"}
 
 
 @dataclasses.dataclass
@@ -160,7 +159,7 @@ def _make_boxes(drawn: List[Node], collapse: Optional[int]):
         host = None if grad else _joins_producer(n, rep, consumers)
         if host is not None:
             host.members.append(n)
-            host.activation = host.activation or _ACTIVATIONS.get(n.kind)
+            host.activation = host.activation or n.op.activation_name()
             rep[n.index] = host
             continue
         box = _op_box(f"n{n.index}", n, owners[n.index])
@@ -187,8 +186,9 @@ def _data_inputs(n: Node) -> List[Node]:
 
 def _joins_producer(n: Node, rep: Dict[int, Box], consumers) -> Optional[Box]:
     """The box a ReLU or bias add joins: its producer's, in the same scope, if it is the only consumer."""
-    is_bias_add = n.kind == "add" and len(_data_inputs(n)) == 1 and len(n.inputs) == 2
-    if n.kind not in _ACTIVATIONS and not is_bias_add:
+    is_activation = n.op.role == "activation"
+    is_bias_add = n.op.role == "bias" and len(_data_inputs(n)) == 1 and len(n.inputs) == 2
+    if not is_activation and not is_bias_add:
         return None
     data = _data_inputs(n)
     if len(data) != 1:
@@ -196,7 +196,7 @@ def _joins_producer(n: Node, rep: Dict[int, Box], consumers) -> Optional[Box]:
     box = rep.get(data[0].index)
     if box is None or box.gradient or box.collapsed or data[0].scope != n.scope:
         return None
-    if len(consumers.get(data[0].index, [])) != 1 or (box.activation and n.kind in _ACTIVATIONS):
+    if len(consumers.get(data[0].index, [])) != 1 or (box.activation and is_activation):
         return None
     return box
 
@@ -205,7 +205,7 @@ def _joins_consumer(n: Node, consumers) -> bool:
     """A flatten/reshape (or a dropout mask) that only feeds one op of its own scope is drawn in
     that op's box."""
     users = consumers.get(n.index, [])
-    return (n.kind in ("flatten", "reshape", *ABSORBED) and len(users) == 1 and users[0].scope == n.scope
+    return ((n.op.role == "reshape" or is_helper(n)) and len(users) == 1 and users[0].scope == n.scope
             and gradient_owner(users[0]) is None)
 
 
@@ -213,9 +213,10 @@ def _op_box(box_id: str, n: Node, owner: Optional[Node]) -> Box:
     if owner is not None:
         top = scope_parts(owner)[:1]
         path = (GRAD_MARK + " " + (top[0] if top else ""),)
-        return Box(box_id, [n], styles.category_of(n.kind), labels.op_label(n), path, path, gradient=True)
+        return Box(box_id, [n], n.op.category, labels.op_label(n), path, path, gradient=True)
     home = tuple(scope_parts(n))
-    return Box(box_id, [n], styles.category_of(op_kind(n)), labels.op_label(n), home, home)
+    fused = None if n.op.role == "activation" else n.op.activation_name()  # e.g. a conv with activation="relu"
+    return Box(box_id, [n], n.op.category, labels.op_label(n), home, home, activation=fused)
 
 
 def _group_box(box_id: str, key: str, members: List[Node], gradient: bool) -> Box:
@@ -223,7 +224,7 @@ def _group_box(box_id: str, key: str, members: List[Node], gradient: bool) -> Bo
         return Box(box_id, members, "other", f"{key} ({len(members)} ops)", (), (), gradient=True, collapsed=True)
     kind = group_kind(members)
     path = tuple(key.split("/")[:-1])
-    return Box(box_id, members, styles.category_of(kind), labels.group_label(key, kind, members),
+    return Box(box_id, members, group_category(members, kind), labels.group_label(key, kind, members),
                path, tuple(key.split("/")), collapsed=True)
 
 
@@ -361,7 +362,7 @@ def _branch_spacers(boxes: List[Box], rep: Dict[int, Box], edges) -> Dict[Tuple[
     spacers: Dict[Tuple[str, str], List[Spacer]] = {}
     for box in boxes:
         node = principal(box.main)
-        if box.gradient or box.collapsed or node.kind != "concat":
+        if box.gradient or box.collapsed or node.op.category != "concat":
             continue
         ins = list(dict.fromkeys(rep[x.index].id for x in node.inputs if x.index in rep))
         if len(ins) < 2:

@@ -10,87 +10,26 @@ A collapsed Inception module shows its four branches and six channel numbers as 
 """
 from __future__ import annotations
 
-import re
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 from minigraph.graph import Node
 from minigraph.op import LEAF_OPS
-from minigraph.scopes import ABSORBED, PASSTHROUGH, is_param, is_structural, op_kind, output_node, principal
-
-TIMES = "×"
-
-
-def dims(shape: Sequence[Optional[int]]) -> str:
-    """A tensor shape as edges show it: C×H×W without the batch ('1000' for (None, 1000))."""
-    if len(shape) == 0:
-        return "scalar"
-    shown = shape[1:] if len(shape) > 1 else shape
-    return TIMES.join("?" if d is None else str(d) for d in shown)
-
-
-def _pair(p) -> tuple:
-    return (p, p) if isinstance(p, int) else tuple(p)
-
-
-def _window(size) -> str:
-    h, w = _pair(size)
-    return f"{h}{TIMES}{w}"
-
-
-def _stride(stride) -> str:
-    h, w = _pair(stride)
-    return str(h) if h == w else f"{h}{TIMES}{w}"
-
-
-def pretty(name: str) -> str:
-    """A scope or node name for people: 'previous_layer' -> 'previous layer',
-    'inception_3a' -> 'inception (3a)' as the paper writes it."""
-    last = name.rpartition("/")[2]
-    m = re.match(r"^inception_(\w+)$", last)
-    text = f"inception ({m.group(1)})" if m else last.replace("_", " ")
-    return re.sub(r"(\d)x(\d)", "\\1" + TIMES + "\\2", text)
+from minigraph.scopes import (CONV_CATEGORIES, is_helper, is_param, is_structural, output_node, passes_along,
+                              principal)
+from minigraph.text import TIMES, dims, pretty
 
 
 def op_label(node: Node) -> str:
-    """The text of one op's box, its variables folded in (see the module docstring)."""
-    kind, op = node.kind, node.op
-    if kind == "conv2d":
-        f, _, kh, kw = node.inputs[1].shape
-        text = f"conv {kh}{TIMES}{kw}/{_stride(op.stride)}, {f}"
-        if _pair(op.dilation) != (1, 1):
-            text += f", dilation {_stride(op.dilation)}"
-        return text
-    if kind == "conv1x1":
-        return f"conv 1{TIMES}1, {node.inputs[1].shape[0]}"
-    if kind in ("max_pool", "avg_pool"):
-        return f"{kind.split('_')[0]} pool {_window(op.size)}/{_stride(op.stride)}"
-    if kind == "global_avg_pool":
-        return "global avg pool"
-    if kind == "concat":
-        return "filter concat" if op.axis == 1 else f"concat, axis {op.axis}"
-    if kind == "local_response_norm":
-        return "LRN"
-    if op_kind(node) == "dropout":
-        mask = next(x for x in node.inputs if x.kind == "dropout_mask")
-        return f"dropout {mask.op.rate:.0%}"
-    if op_kind(node) == "linear":
-        return f"linear, {node.shape[1]}"
-    if kind == "relu":
-        return "ReLU"
-    if kind == "placeholder":
-        return pretty(node.name)
-    if kind in ("variable", "constant"):
-        return f"{pretty(node.name)} {dims((None,) + tuple(node.shape))}"
-    return kind.replace("_", " ")
+    """The text of one op's box, its variables folded in (the op's own `label`)."""
+    return node.op.label(node)
 
 
 def work_nodes(group: Sequence[Node]) -> List[Node]:
     """The nodes of a group worth naming: no parameters, switches, activations or bias adds."""
     work = [n for n in group
-            if not isinstance(n.op, LEAF_OPS) and not is_structural(n) and n.kind not in ABSORBED
-            and not (n.kind in PASSTHROUGH and principal(n, group) is not n)]
-    shaping = ("flatten", "reshape")
-    return [n for n in work if n.kind not in shaping] or work
+            if not isinstance(n.op, LEAF_OPS) and not is_structural(n) and not is_helper(n)
+            and not (passes_along(n) and principal(n, group) is not n)]
+    return [n for n in work if n.op.role != "reshape"] or work
 
 
 def branch_steps(start: Node, group: Sequence[Node]) -> List[Node]:
@@ -108,21 +47,12 @@ def branch_steps(start: Node, group: Sequence[Node]) -> List[Node]:
     return steps[::-1]
 
 
-def _step_name(node: Node) -> str:
-    if node.kind == "conv1x1":
-        return f"1{TIMES}1"
-    if node.kind == "conv2d":
-        return _window(node.inputs[1].shape[2:])
-    if node.kind in ("max_pool", "avg_pool"):
-        return f"{_window(node.op.size)} {node.kind.split('_')[0]} pool"
-    return node.kind.replace("_", " ")
-
-
 def _branch_head(steps: Sequence[Node]) -> str:
     """A branch's column heading: its last conv's window, after 'pool →' if it starts with a pool."""
-    convs = [s for s in steps if s.kind in ("conv1x1", "conv2d")]
-    head = _step_name(convs[-1]) if convs else (_step_name(steps[-1]) if steps else "")
-    pools = [s for s in steps if s.kind in ("max_pool", "avg_pool")]
+    convs = [s for s in steps if s.op.category in CONV_CATEGORIES]
+    last = convs[-1] if convs else (steps[-1] if steps else None)
+    head = last.op.short_label(last) if last is not None else ""
+    pools = [s for s in steps if s.op.category == "pool"]
     return f"pool → {head}" if pools and convs else head
 
 
@@ -133,7 +63,7 @@ def inception_label(title: str, concat: Node, group: Sequence[Node]) -> str:
     for x in concat.inputs:
         steps = branch_steps(x, group)
         heads.append(_branch_head(steps))
-        counts.append(" → ".join(str(s.shape[1]) for s in steps if s.kind in ("conv1x1", "conv2d")) or "–")
+        counts.append(" → ".join(str(s.shape[1]) for s in steps if s.op.category in CONV_CATEGORIES) or "–")
     head_row = "".join(f'<TD><FONT POINT-SIZE="8" COLOR="#45818e">{h}</FONT></TD>' for h in heads)
     count_row = "".join(f"<TD>{c}</TD>" for c in counts)
     return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2" COLUMNS="*" COLOR="#9fc5cc">'

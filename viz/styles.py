@@ -1,7 +1,7 @@
 """How a diagram looks: one style per category of op, the legend, cluster and edge styles.
 
-Every drawn box belongs to a category (`category_of`); a category has a fill, a border and
-a legend text. Gradient boxes keep their category's shape but are drawn dashed in orange.
+Every drawn box belongs to a category (an op's `category`, or a collapsed group's, see
+`minigraph.scopes.group_category`); a category has a fill, a border and a legend text. Gradient boxes keep their category's shape but are drawn dashed in orange.
 """
 from __future__ import annotations
 
@@ -32,29 +32,6 @@ CATEGORIES: Dict[str, Style] = {
 }
 GRADIENT = Style("#fce5cd", "#e69138", "gradient node (mg.gradients)", style="rounded,filled,dashed")
 LEGEND_ORDER = ("input", "conv", "conv1x1", "pool", "concat", "inception", "linear", "block", "other", "variable")
-
-_KIND_CATEGORY = {
-    "placeholder": "input",
-    "conv2d": "conv",
-    "conv1x1": "conv1x1",
-    "max_pool": "pool",
-    "avg_pool": "pool",
-    "global_avg_pool": "pool",
-    "concat": "concat",
-    "inception": "inception",
-    "linear": "linear",
-    "matmul": "linear",
-    "block": "block",
-    "variable": "variable",
-    "constant": "variable",
-    "placeholder_with_default": "variable",
-}
-
-
-def category_of(kind: str) -> str:
-    """The drawing category of an op kind (or of a group kind from `minigraph.scopes`)."""
-    return _KIND_CATEGORY.get(kind, "other")
-
 
 def node_attrs(category: str, gradient: bool = False) -> Dict[str, str]:
     """Graphviz attributes of a box of this category."""
@@ -118,5 +95,5 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-__all__ = ["FONT", "Style", "CATEGORIES", "GRADIENT", "category_of", "node_attrs", "cluster_attrs",
+__all__ = ["FONT", "Style", "CATEGORIES", "GRADIENT", "node_attrs", "cluster_attrs",
            "legend_label", "GRAPH_ATTRS", "COLLAPSED_GRAPH_ATTRS", "NODE_ATTRS", "EDGE_ATTRS", "GRADIENT_EDGE"]

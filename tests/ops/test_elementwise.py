@@ -140,17 +140,12 @@ def test_relu_gradient_is_one_relu_grad_node():
 
 
 def test_relu_grad_threaded_path_keeps_memory_order():
-    """Arrays above the threading threshold, NCHW-shaped views of channels-last buffers."""
+    """The batch split over threads, on NCHW-shaped views of channels-last buffers."""
     from minigraph.ops import kernels
     rng = np.random.default_rng(6)
     n, c, h, w = 4, 3, 5, 7
     g = rng.standard_normal((n, h, w, c)).astype("float32").transpose(0, 3, 1, 2)
     y = np.maximum(rng.standard_normal((n, h, w, c)), 0).astype("float32").transpose(0, 3, 1, 2)
-    saved = kernels.THREADED_ELEMENTS
-    kernels.THREADED_ELEMENTS = 1
-    try:
-        out = kernels.relu_grad(np, g, y)
-    finally:
-        kernels.THREADED_ELEMENTS = saved
+    out = kernels.relu_grad(mg.CpuRuntime(threads=2), g, y, split=True)
     assert out.strides == g.strides
     assert np.array_equal(out, loop_relu_grad(g, y))

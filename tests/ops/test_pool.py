@@ -327,14 +327,15 @@ def test_gradient_and_its_gradient_in_either_memory_order(layout):
     size, stride, pads = (3, 3), (2, 2), ((1, 1), (1, 1))
     if layout == "nhwc":
         x, g, gg = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) for a in (x, g, gg))
-    y = pool_kernels.max_pool_forward(np, x, size, stride, pads, (5, 4))
-    idx = pool_kernels.max_pool_argmax(np, x, y, size, stride, pads)
+    rt = mg.CpuRuntime(threads=2, chunk_bytes=1)  # one image per chunk, on the pool
+    y = pool_kernels.max_pool_forward(rt, x, size, stride, pads, (5, 4))
+    idx = pool_kernels.max_pool_argmax(rt, x, y, size, stride, pads)
     np.testing.assert_array_equal(idx, loop_winner_taps(x, size, stride, pads))
-    dx = pool_kernels.max_pool_scatter(np, idx, g, (9, 7), size, stride, pads)
+    dx = pool_kernels.max_pool_scatter(rt, idx, g, (9, 7), size, stride, pads)
     assert dx.dtype == np.float32
     np.testing.assert_allclose(dx, loop_max_pool_backward(x, g, size, stride, pads), rtol=1e-5, atol=1e-5)
     # the gather is the scatter's adjoint: <scatter(g), gg> == <g, gather(gg)>
-    back = pool_kernels.max_pool_gather_at(np, idx, gg, size, stride, pads)
+    back = pool_kernels.max_pool_gather_at(rt, idx, gg, size, stride, pads)
     assert back.dtype == np.float32 and back.shape == g.shape
     np.testing.assert_allclose(float((dx * gg).sum()), float((g * back).sum()), rtol=1e-4)
 
