@@ -1,7 +1,7 @@
 """`minigraph render` and `minigraph summary`: the paper's figures and Table 1 from the command line.
 
-    minigraph render inception [-o FILE]                       Figure 2(b): Inception module 3a
-    minigraph render googlenet [-o FILE] [--collapse] [--aux]  Figure 3: the whole network
+    minigraph render inception [-o FILE] [--optimized]                       Figure 2(b): Inception module 3a
+    minigraph render googlenet [-o FILE] [--collapse] [--aux] [--optimized]  Figure 3: the whole network
     minigraph summary googlenet [--json] [--aux]               Table 1: params and MACs per layer
 
 The format of a diagram is its file's suffix (.svg by default, .png, .pdf, .gv).
@@ -34,14 +34,20 @@ def googlenet(aux: bool = False) -> Tuple[mg.Graph, models.GoogLeNet]:
 
 
 def _render(args) -> int:
+    suffix = "_optimized" if args.optimized else ""
     if args.network == "inception":
         _, out = inception_3a()
-        path = mg.viz.render(out, args.output or "inception_3a.svg")
+        target, default = [out], f"inception_3a{suffix}.svg"
+        options = {}
     else:
-        if args.output is None:
-            args.output = "googlenet" + ("_aux" if args.aux else "") + ("_collapsed" if args.collapse else "") + ".svg"
         _, net = googlenet(args.aux)
-        path = mg.viz.render(net.outputs, args.output, collapse=1 if args.collapse else None)
+        target = list(net.outputs)
+        default = "googlenet" + ("_aux" if args.aux else "") + ("_collapsed" if args.collapse else "") + suffix + ".svg"
+        options = {"collapse": 1 if args.collapse else None}
+    if args.optimized:  # what a session runs: the graph after the passes (mg.optimize)
+        target = mg.optimize(target).outputs
+        options["title"] = "after mg.optimize: constants folded, duplicates merged, conv + bias + ReLU fused"
+    path = mg.viz.render(target, args.output or default, **options)
     print(path)
     return 0
 
@@ -66,6 +72,8 @@ def add_render_command(subparsers) -> None:
     p.add_argument("-o", "--output", help="output file (default: <network>.svg in the current folder)")
     p.add_argument("--collapse", action="store_true", help="googlenet: one box per top-level scope")
     p.add_argument("--aux", action="store_true", help="googlenet: with the two auxiliary classifiers")
+    p.add_argument("--optimized", action="store_true",
+                   help="draw the graph a session runs, after the graph passes (mg.optimize)")
     p.set_defaults(func=_render)
 
 

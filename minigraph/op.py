@@ -51,7 +51,7 @@ import numpy as np
 
 from .errors import ShapeError
 from .graph import Node, graph_of
-from .spec import Spec, as_dtype, as_shape, fmt
+from .spec import Spec, as_dtype, as_shape, fmt, shapes_compatible
 
 
 class Cost(NamedTuple):
@@ -215,6 +215,7 @@ class Placeholder(Op):
     """A value fed at run time. Never equal to another placeholder."""
 
     kind: ClassVar[str] = "placeholder"
+    __eq__, __hash__ = object.__eq__, object.__hash__
     pure: ClassVar[bool] = False
     foldable: ClassVar[bool] = False
     feedable: ClassVar[bool] = True
@@ -248,8 +249,7 @@ class PlaceholderWithDefault(Op):
     shape: tuple
 
     def infer(self, default: Spec) -> Spec:
-        if len(default.shape) != len(self.shape) or any(
-                d is not None and d != s for d, s in zip(self.shape, default.shape)):
+        if not shapes_compatible(self.shape, default.shape):
             raise ShapeError(f"default of shape {fmt(default.shape)} does not fit {fmt(self.shape)}")
         return Spec(self.shape, default.dtype)
 
@@ -266,6 +266,7 @@ class Variable(Op):
     Two variables are never equal ops, whatever their values."""
 
     kind: ClassVar[str] = "variable"
+    __eq__, __hash__ = object.__eq__, object.__hash__
     pure: ClassVar[bool] = False
     foldable: ClassVar[bool] = False
     returns_state: ClassVar[bool] = True
@@ -329,6 +330,8 @@ class Constant(Op):
         return []
 
     def label(self, node):
+        if self.value.ndim == 0:  # a scalar shows its value
+            return f"{_pretty(node.name)} {self.value.item():g}" if self.value.dtype.kind in "biuf" else _pretty(node.name)
         return f"{_pretty(node.name)} {_dims(node.shape)}"
 
 

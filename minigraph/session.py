@@ -27,7 +27,7 @@ from .graph import Graph, Node, get_default_graph
 from .op import Placeholder, Variable
 from .plan import Plan, RunContext
 from .runtime import Runtime, default_runtime
-from .spec import fmt
+from .spec import fmt, shapes_compatible
 
 
 class _ReadWriteLock:
@@ -271,7 +271,7 @@ class Session:
         if not self.backend.is_array(value):
             value = np.asarray(value)
         shape = tuple(value.shape)
-        if len(shape) != len(node.shape) or any(d is not None and d != s for d, s in zip(node.shape, shape)):
+        if not shapes_compatible(node.shape, shape):
             raise FeedError(f"placeholder {node.name!r} expects shape {fmt(node.shape)}, "
                             f"got a value of shape {fmt(shape)}")
         if value.dtype != node.dtype:

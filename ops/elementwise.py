@@ -11,7 +11,7 @@ from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.op import Op, apply, check_float
 from minigraph.runtime import serial_runtime
-from minigraph.spec import Spec, fmt, num_elements
+from minigraph.spec import Spec, fmt, num_elements, shapes_compatible
 
 from . import kernels
 
@@ -180,8 +180,7 @@ class ReluGrad(Op):
 
     def infer(self, g: Spec, y: Spec) -> Spec:
         check_float(g, y)
-        if len(g.shape) != len(y.shape) or any(
-                a is not None and b is not None and a != b for a, b in zip(g.shape, y.shape)):
+        if not shapes_compatible(g.shape, y.shape):
             raise ShapeError(f"relu_grad needs same-shaped g and y, got {fmt(g.shape)} and {fmt(y.shape)}")
         return g
 

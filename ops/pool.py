@@ -23,7 +23,7 @@ from minigraph.errors import ShapeError
 from minigraph.graph import Node
 from minigraph.op import Op, apply, check_float, check_rank
 from minigraph.runtime import serial_runtime
-from minigraph.spec import Spec, dims_compatible, fmt
+from minigraph.spec import Spec, fmt, shapes_compatible
 from minigraph.text import stride as text_stride
 from minigraph.text import window
 
@@ -55,7 +55,7 @@ class _Pool(Op):
     def check_grad(self, x: Spec, g: Spec, in_hw) -> None:
         """g must have the pooled shape of an input of shape x with spatial size in_hw."""
         out = self.out_spec(Spec(tuple(x.shape[:2]) + tuple(in_hw), x.dtype))
-        if len(g.shape) != 4 or not all(dims_compatible(a, b) for a, b in zip(g.shape, out.shape)):
+        if not shapes_compatible(g.shape, out.shape):
             raise ShapeError(f"gradient {fmt(g.shape)} does not match the pooled shape {fmt(out.shape)}")
         check_float(x, g)
 
@@ -99,7 +99,7 @@ class MaxPoolArgmax(_Pool):
 
     def infer(self, x: Spec, y: Spec) -> Spec:
         out = self.out_spec(x)
-        if len(y.shape) != 4 or not all(dims_compatible(a, b) for a, b in zip(y.shape, out.shape)):
+        if not shapes_compatible(y.shape, out.shape):
             raise ShapeError(f"pooled input {fmt(y.shape)} does not match the pooled shape {fmt(out.shape)}")
         check_float(x, y)
         return Spec(out.shape, pool_kernels.argmax_dtype(self.size))
@@ -112,7 +112,7 @@ class MaxPoolArgmax(_Pool):
 
 
 def _check_winners(idx: Spec, g: Spec) -> None:
-    if len(idx.shape) != 4 or not all(dims_compatible(a, b) for a, b in zip(idx.shape, g.shape)):
+    if len(idx.shape) != 4 or not shapes_compatible(idx.shape, g.shape):
         raise ShapeError(f"gradient {fmt(g.shape)} does not match the winners {fmt(idx.shape)}")
     if idx.dtype.kind not in "iu":
         raise ShapeError(f"winners must be integers, got {idx.dtype}")

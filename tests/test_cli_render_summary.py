@@ -22,6 +22,19 @@ def test_render_googlenet_collapsed_png(tmp_path, capsys):
     assert target.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_render_optimized_draws_the_fused_graph(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "inception", "--optimized", "-o", "opt.gv"]) == 0
+    opt = (tmp_path / "opt.gv").read_text()
+    assert main(["render", "inception", "-o", "plain.gv"]) == 0
+    plain = (tmp_path / "plain.gv").read_text()
+    assert "after mg.optimize" in opt and "after mg.optimize" not in plain
+    # the fused convs carry their ReLU; the plain diagram folds a separate ReLU node into each box
+    assert opt.count("+ReLU") == plain.count("+ReLU") == 6
+    assert main(["render", "googlenet", "--optimized", "--collapse"]) == 0
+    assert capsys.readouterr().out.strip().endswith("googlenet_collapsed_optimized.svg")
+
+
 def test_render_googlenet_defaults_name_the_variant(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["render", "googlenet", "--collapse", "-o", "net.gv"]) == 0

@@ -55,10 +55,14 @@ def run_passes(fetches: Sequence[Node], fed: Iterable[Node] = (), passes=DEFAULT
     then rewritten by each pass in turn."""
     fetches = list(fetches)
     prog, mapping = eliminate_dead_nodes(Program(fetches[0].graph, fetches, list(fed)))
+    changed = False
     for p in passes:
         prog, step = p(prog)
         if step is not None:
-            mapping = compose(mapping, step)
+            mapping, changed = compose(mapping, step), True
+    if changed:  # what a rewrite left unread (e.g. the inputs of a folded node)
+        prog, step = eliminate_dead_nodes(prog)
+        mapping = compose(mapping, step)
     return Optimized(prog.graph, prog.outputs, prog.fed, mapping)
 
 

@@ -42,7 +42,8 @@ def _value(node, inputs):
 
 def fold_constants(prog: Program):
     """Replace every foldable node with constant inputs (transitively) by a constant."""
-    if not any(_foldable(n, n.inputs) for n in prog.nodes if n not in set(prog.fed)):
+    fed = set(prog.fed)
+    if not any(_foldable(n, n.inputs) for n in prog.nodes if n not in fed):
         return prog, None
 
     def rule(node, mapping, b):

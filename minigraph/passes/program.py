@@ -10,6 +10,7 @@ the outputs need are copied, so every rebuild also removes dead nodes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Dict, List, Optional, Sequence
 
 from minigraph.graph import Graph, Node
@@ -21,15 +22,19 @@ SKIP = object()  # a rule's answer for a node that is not copied (its consumers 
 
 @dataclasses.dataclass
 class Program:
-    """What runs: the nodes `outputs` need in `graph`, with `fed` placeholders as inputs."""
+    """What runs: the nodes `outputs` need in `graph`, with `fed` placeholders as inputs.
+    `compact`: every node of `graph` is live (true of what `rebuild` makes)."""
 
     graph: Graph
     outputs: List[Node]
     fed: List[Node]
+    compact: bool = False
 
-    @property
+    @functools.cached_property
     def nodes(self) -> List[Node]:
         """The live nodes, in topological (creation) order."""
+        if self.compact:
+            return list(self.graph.nodes)
         return self.graph.ancestors(self.outputs, stop=self.fed)
 
     def consumers(self) -> Dict[Node, List[Node]]:
@@ -54,14 +59,15 @@ class Builder:
         return self.add(op or node.op, inputs, node.name, spec=node.spec if op is None else None)
 
     def add(self, op, inputs: Sequence[Node], name: str, spec=None) -> Node:
-        """A node for `op` named `name` (its full name; a suffix is added if it is taken)."""
-        scope, _, last = name.rpartition("/")
-        if scope:
-            with self.graph.absolute_scope(scope, unique=False):
-                return self.graph.add_node(op, list(inputs), last, spec=spec)
-        saved = self.graph.current_scope
-        assert saved == ""
-        return self.graph.add_node(op, list(inputs), last, spec=spec)
+        """A node for `op` named `name` (its full name; a suffix is added if it is taken); its
+        spec is inferred unless given."""
+        if spec is None:
+            from minigraph.errors import ShapeError
+            try:
+                spec = op.infer(*[x.spec for x in inputs])
+            except ShapeError as exc:
+                raise ShapeError(f"{op.kind} {name!r} (rewritten): {exc}") from None
+        return self.graph.add_named(op, tuple(inputs), name, spec)
 
 
 def rebuild(prog: Program, rule: Optional[Callable] = None) -> "tuple[Program, Mapping]":
@@ -85,7 +91,8 @@ def rebuild(prog: Program, rule: Optional[Callable] = None) -> "tuple[Program, M
                 raise RuntimeError(f"rebuild: {node.name!r} reads {lost}, which a rule skipped")
             new = b.copy(node, [mapping[x] for x in node.inputs])
         mapping[node] = new
-    new_prog = Program(b.graph, [mapping[o] for o in prog.outputs], [mapping[f] for f in prog.fed if f in mapping])
+    new_prog = Program(b.graph, [mapping[o] for o in prog.outputs], [mapping[f] for f in prog.fed if f in mapping],
+                       compact=rule is None)
     return new_prog, mapping
 
 
