@@ -14,7 +14,8 @@
 __version__ = "0.1.0"
 
 from .autodiff import gradients
-from .errors import BackendError, CheckpointError, FeedError, GraphError, MinigraphError, ShapeError
+from .errors import (BackendError, CheckpointError, FeedError, GraphError, MinigraphError, NumericsError,
+                     ShapeError)
 from .graph import Graph, Node, get_default_graph, name_scope, reset_default_graph
 from .op import Cost, Op, apply, constant, placeholder, placeholder_with_default, variable
 from .runtime import CpuRuntime, DeviceRuntime, Runtime
@@ -37,7 +38,7 @@ def assign(var, value, name=None):
 
 
 __all__ = [
-    "__version__", "gradients", "BackendError", "CheckpointError", "FeedError", "GraphError",
+    "__version__", "gradients", "BackendError", "CheckpointError", "FeedError", "GraphError", "NumericsError",
     "MinigraphError", "ShapeError", "Graph", "Node", "get_default_graph", "name_scope",
     "reset_default_graph", "Cost", "Op", "apply", "constant", "placeholder",
     "placeholder_with_default", "variable", "Session", "Spec", "testing", "ops", "assign",

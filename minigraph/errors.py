@@ -27,3 +27,7 @@ class BackendError(MinigraphError, RuntimeError):
 
 class CheckpointError(MinigraphError, ValueError):
     """A checkpoint that is missing, corrupt, or does not match the session's variables."""
+
+
+class NumericsError(MinigraphError, ArithmeticError):
+    """A node's output holds NaN or Inf (raised by a session with `check_numerics`)."""

@@ -14,10 +14,12 @@ import dataclasses
 import heapq
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import dispatch
+from .errors import FeedError, MinigraphError, ShapeError
 from .graph import Node
+from .spec import Spec, fmt
 
 _UNSET = object()
 
@@ -150,36 +152,75 @@ class Plan:
                 for s, k in zip(self.steps, table) if k is not _UNSET and s.feed is None}
 
     def execute(self, ctx: RunContext, feeds: Sequence[Any], signature: tuple,
-                timings: Optional[dict] = None) -> list:
+                timings: Optional[dict] = None, check: Optional[Callable] = None) -> list:
         """Run every step; returns the fetched values (not yet copied or moved to the host).
-        With `timings`, adds each step's seconds to timings[(op kind, algorithm)] = [s, calls]
-        (a device backend is timed as the host sees it: launches, not the device's work)."""
+
+        The first run with feeds of a `signature` checks every node's input shapes against the
+        op's shape rule (a `FeedError` naming the placeholders when fed sizes disagree) while it
+        chooses the kernels. With `timings`, adds each step's seconds to
+        timings[(op kind, algorithm)] = [s, calls] (a device backend is timed as the host sees
+        it: launches, not the device's work). With `check`, calls check(plan, step, value, inputs)
+        after every step (and fed value)."""
         table = self.kernel_table(signature)
         slots: List[Any] = [None] * len(self.steps)
         rt = ctx.runtime
         clock = time.perf_counter if timings is not None else None
-        for i, step in enumerate(self.steps):
-            if step.feed is not None:
-                slots[i] = feeds[step.feed]
-            else:
-                args = [slots[j] for j in step.inputs]
-                kernel = table[i]
-                if kernel is _UNSET:
-                    kernel = table[i] = dispatch.select(step.op, tuple(a.shape for a in args),
-                                                        self.backend, self.forced, rt)
-                start = clock() if clock else 0.0
-                if kernel is None:
-                    slots[i] = step.op.run(ctx, step.node, args)
+        i = 0
+        try:
+            for i, step in enumerate(self.steps):
+                if step.feed is not None:
+                    slots[i] = feeds[step.feed]
                 else:
-                    slots[i] = kernel.fn(rt, step.op, *args)
-                if clock:
-                    entry = timings.setdefault((step.op.kind, dispatch.GENERIC if kernel is None
-                                                else kernel.algorithm), [0.0, 0])
-                    entry[0] += clock() - start
-                    entry[1] += 1
-            for j in step.release:
-                slots[j] = None
+                    args = [slots[j] for j in step.inputs]
+                    kernel = table[i]
+                    if kernel is _UNSET:
+                        self._check_shapes(step, args, feeds)
+                        kernel = table[i] = dispatch.select(step.op, tuple(a.shape for a in args),
+                                                            self.backend, self.forced, rt)
+                    start = clock() if clock else 0.0
+                    if kernel is None:
+                        slots[i] = step.op.run(ctx, step.node, args)
+                    else:
+                        slots[i] = kernel.fn(rt, step.op, *args)
+                    if clock:
+                        entry = timings.setdefault((step.op.kind, dispatch.GENERIC if kernel is None
+                                                    else kernel.algorithm), [0.0, 0])
+                        entry[0] += clock() - start
+                        entry[1] += 1
+                if check is not None:
+                    check(self, step, slots[i], () if step.feed is not None else args)
+                for j in step.release:
+                    slots[j] = None
+        except MinigraphError as exc:
+            raise _in_context(exc, self.steps[i]) from None
+        except Exception as exc:  # a bug or an unvalidated input: say where it happened
+            exc.add_note(f"(minigraph: while running {self.steps[i].op.kind} {self.steps[i].node.name!r})")
+            raise
         return [slots[i] for i in self.fetch_slots]
+
+    def _check_shapes(self, step: Step, args, feeds) -> None:
+        """The op's shape rule on the run-time inputs: fed sizes that disagree are a FeedError
+        naming the placeholders whose values reach the node."""
+        try:
+            step.op.infer(*[Spec(tuple(a.shape), a.dtype) for a in args])
+        except ShapeError as exc:
+            shown = " and ".join(f"{self.feed_keys[k].name!r} {fmt(tuple(feeds[k].shape))}"
+                                 for k in self.feeds_behind(step.node))
+            raise FeedError(f"{step.op.kind} {step.node.name!r}: {exc}"
+                            + (f" (fed values: {shown})" if shown else "")) from None
+
+    def feeds_behind(self, node: Node) -> List[int]:
+        """The positions in `fed` of the placeholders whose values `node` depends on."""
+        found = set(node.graph.ancestors([node], stop=self.fed))
+        return [k for k, n in enumerate(self.fed) if n in found]
+
+
+def _in_context(exc, step: Step):
+    """`exc` again, its message prefixed with the node it was raised for (unless it names it)."""
+    text = str(exc)
+    if step.node.name in text:
+        return exc
+    return type(exc)(f"{step.op.kind} {step.node.name!r}: {text}")
 
 
 def _may_alias_state(order: Sequence[Node], feed_pos) -> List[bool]:

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from . import dispatch
+from . import dispatch, numerics
 from .backend import Backend, get_backend
 from .errors import FeedError, GraphError
 from .fetches import flatten_fetches
@@ -75,12 +75,14 @@ class Session:
     algorithms: force kernel choices by op kind, e.g. {"conv2d": "gemm"} (see `minigraph.dispatch`).
     max_plans: plans kept (least recently used dropped first); max_plan_nodes bounds the nodes
     of all kept plans together.
+    check_numerics: raise `mg.NumericsError` at the first node whose value holds NaN or Inf
+    (None: the environment variable MINIGRAPH_CHECK_NUMERICS); off, it costs nothing.
     """
 
     def __init__(self, graph: Optional[Graph] = None, backend: Optional[str] = None, seed: int = 0,
                  optimize: bool = True, runtime: Optional[Runtime] = None,
                  algorithms: Optional[Mapping[str, str]] = None, max_plans: int = 64,
-                 max_plan_nodes: int = 200_000):
+                 max_plan_nodes: int = 200_000, check_numerics: Optional[bool] = None):
         self.graph = graph if graph is not None else get_default_graph()
         if not isinstance(self.graph, Graph):
             raise TypeError(f"Session expects a Graph, got {type(self.graph).__name__}")
@@ -93,6 +95,8 @@ class Session:
             raise ValueError(f"runtime {self.runtime!r} is for another array namespace than backend {backend!r}")
         self.optimize = bool(optimize)
         self.algorithms: Dict[str, str] = {**dispatch.env_algorithms(), **dict(algorithms or {})}
+        self.check_numerics = numerics.enabled(check_numerics)
+        self._check = numerics.checker(self.xp) if self.check_numerics else None
         self.rng = self.backend.make_rng(seed)
         self.state: Dict[Any, Any] = {}  # optimizer slots and other per-session state
         self._variables: Dict[Node, Any] = {}
@@ -203,7 +207,7 @@ class Session:
         self._lock.acquire(write=plan.writes_state)
         try:
             with self.runtime.run_scope() if plan.uses_blas else contextlib.nullcontext():
-                outs = plan.execute(ctx, values, signature, timings)
+                outs = plan.execute(ctx, values, signature, timings, self._check)
             outs = [v.copy() if alias else v for v, alias in zip(outs, plan.fetch_aliases_state)]
         finally:
             self._lock.release(write=plan.writes_state)
@@ -275,11 +279,37 @@ class Session:
             raise FeedError(f"placeholder {node.name!r} expects shape {fmt(node.shape)}, "
                             f"got a value of shape {fmt(shape)}")
         if value.dtype != node.dtype:
-            if not np.can_cast(value.dtype, node.dtype, "same_kind"):
-                raise FeedError(f"placeholder {node.name!r} has dtype {node.dtype}; a value of dtype "
-                                f"{value.dtype} {fmt(shape)} cannot be cast to it safely")
-            value = value.astype(node.dtype)
+            value = lossless_cast(self.backend.xp if self.backend.is_array(value) else np, node, value)
         return self.backend.asarray(value)
 
 
-__all__ = ["Session"]
+def lossless_cast(xp, node: Node, value):
+    """`value` cast to the placeholder's dtype when every value survives: within the kind
+    (NumPy's same_kind rule, bool to anything), integers in the target's range, floats that were
+    finite still finite. Otherwise a FeedError naming the placeholder, both dtypes and the first
+    value that would not survive."""
+    src, dst = np.dtype(value.dtype), node.dtype
+    if not np.can_cast(src, dst, "same_kind"):
+        raise FeedError(f"placeholder {node.name!r} has dtype {dst}; a value of dtype {src} "
+                        f"{fmt(tuple(value.shape))} cannot be cast to it safely")
+    with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found and reported below
+        cast = value.astype(dst)
+    if dst.kind in "iu" and src.kind in "iu" and value.size:
+        info = np.iinfo(dst)
+        bad = (value < info.min) | (value > info.max)
+        what = f"outside {dst}'s range [{info.min}, {info.max}]"
+    elif dst.kind == "f" and src.kind == "f":
+        bad = xp.isfinite(value) & ~xp.isfinite(cast)
+        what = f"finite, but not in {dst} (it would become {{}})"
+    else:
+        return cast
+    if bool(bad.any()):
+        first = tuple(int(i) for i in np.argwhere(np.asarray(bad.get() if hasattr(bad, "get") else bad))[0])
+        original = (value[first] if first else value).item()
+        shown = what.format((cast[first] if first else cast).item())
+        raise FeedError(f"placeholder {node.name!r} has dtype {dst}; the fed {src} value {original!r} at "
+                        f"index {first} is {shown}: it would not survive the cast")
+    return cast
+
+
+__all__ = ["Session", "lossless_cast"]

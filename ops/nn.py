@@ -5,7 +5,7 @@ import dataclasses
 from typing import ClassVar, Optional
 
 from minigraph.dispatch import register_kernel
-from minigraph.errors import ShapeError
+from minigraph.errors import FeedError, ShapeError
 from minigraph.op import Op, apply, check_float, check_rank
 from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, fmt
@@ -79,9 +79,11 @@ class SoftmaxCrossEntropy(Op):
 
     def forward(self, xp, logits, labels):
         k = logits.shape[1]
+        if logits.shape[0] == 0:
+            raise FeedError("the batch is empty: the mean loss over 0 examples is undefined")
         if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= k):
-            raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), "
-                             f"got values from {int(labels.min())} to {int(labels.max())}")
+            raise FeedError(f"labels must lie in [0, {k}), got values from {int(labels.min())} "
+                            f"to {int(labels.max())}")
         logp = logits - _logsumexp(xp, logits, 1)
         picked = xp.take_along_axis(logp, labels[:, None].astype(xp.int64), axis=1)
         return (-picked.mean()).astype(logits.dtype)

@@ -100,4 +100,4 @@ def test_feeds_results_and_variables_on_device():
     assert isinstance(out_dev, cupy.ndarray)
     assert isinstance(sess.run(y, {x: np.ones((2, 3))}), np.ndarray)
     sess.run(upd)
-    assert isinstance(sess._variables[w], cupy.ndarray) and sess.get_value(w)[0, 0] == 2
+    assert isinstance(sess.get_device_value(w), cupy.ndarray) and sess.get_value(w)[0, 0] == 2
