@@ -13,14 +13,14 @@ Every loader returns a `Dataset` (x_train, y_train, x_test, y_test, classes): im
 per batch), labels (N,) int64.
 """
 from .augment import RandomCropFlip, random_crop_flip
-from .batches import Batches, batches
+from .batching import Batches, batches
 from .cifar import CIFAR10_CLASSES, load_cifar10, read_cifar_batch
 from .dataset import DataError, Dataset, stratified_split
-from .digits import digits
+from .uci_digits import digits
 from .idx import load_mnist, read_idx
 from .images import IMAGE_EXTENSIONS, ImageFiles, decode_image, image_folder
 from .lazy import ByteImages, LazyImages
-from .prefetch import Prefetch, prefetch
+from .prefetching import Prefetch, prefetch
 
 __all__ = [
     "Dataset", "DataError", "stratified_split", "digits", "load_mnist", "read_idx",

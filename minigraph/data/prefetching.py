@@ -15,9 +15,10 @@ class Prefetch(Iterable[T]):
     """Iterates `source` in a background thread, up to `depth` items ahead of the consumer.
 
     Each `iter()` starts one worker thread that walks `iter(source)` and queues the items;
-    an exception there is raised in the consumer, at the item where it happened. Leaving
-    the loop early (break, an error, Ctrl-C) stops the worker after the item it is
-    producing. `len()` is the source's. Decoding images (Pillow) and most NumPy work
+    an exception there is raised in the consumer, at the item where it happened. Closing
+    the iterator (leaving a `for` loop over `prefetch(...)` early, or `contextlib.closing`
+    where an exception may keep the loop's frame alive) stops the worker after the item it
+    is producing. `len()` is the source's. Decoding images (Pillow) and most NumPy work
     release the GIL, so they run alongside a training step.
     """
 
