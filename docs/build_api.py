@@ -2,9 +2,9 @@
 
     python docs/build_api.py [--out build/docs]          (`make docs`)
 
-The front page is the README's sections from "## Example" up to "## Performance" (how
-minigraph works: graphs, autodiff, sessions, ops, models, training), followed by the
-package docstring; every public module, class and function gets its page from its
+The front page is the README's introduction and its sections from "## Example" up to
+"## Performance" (how minigraph works: graphs, autodiff, sessions, ops, models, training),
+followed by the package docstring; every public module, class and function gets its page from its
 docstrings. The build fails (exit status 1, one line per problem) when
 
 - a docstring (of any module under minigraph, documented or not) or those README sections
@@ -35,13 +35,16 @@ IGNORED_WARNINGS = ("Error parsing type annotation",)  # pdoc vs. `from __future
 
 
 def front_page(readme: str) -> str:
-    """The README's concept sections (from FRONT_START up to FRONT_END)."""
+    """The README's introduction (below its title, above its first section) and its concept
+    sections (from FRONT_START up to FRONT_END)."""
     try:
+        intro_start = readme.index("\n") + 1
+        intro_end = readme.index("\n## ")
         start = readme.index("\n" + FRONT_START + "\n")
         end = readme.index("\n" + FRONT_END, start)
     except ValueError:
         raise SystemExit(f"README.md has no '{FRONT_START}' ... '{FRONT_END}' sections to use as the front page")
-    return readme[start:end].strip() + "\n"
+    return readme[intro_start:intro_end].strip() + "\n\n" + readme[start:end].strip() + "\n"
 
 
 # ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def add_command(subparsers) -> None:
                    help=f"initial learning rate, halved every 4 epochs (default {d.lr})")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
                    help=f"adam, or sgd with Nesterov momentum 0.9 (default {d.optimizer})")
-    p.add_argument("--seed", type=int, default=None, help=f"seed of weights, batches, dropout (default {d.seed})")
+    p.add_argument("--seed", type=int, default=None, help=f"seed of weights, batches, augmentation, dropout (default {d.seed})")
     p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--train-limit", type=_positive, default=None, metavar="N",

@@ -23,7 +23,8 @@ def test_reference_builds_with_the_readme_concepts_as_its_front_page(build_api, 
     problems = build_api.build(tmp_path)
     assert problems == []
     front = (tmp_path / "minigraph.html").read_text()
-    assert "Core concepts" in front and "Build-time checks" in front and "Performance (CPU)" not in front
+    assert "define-then-run" in front and "Core concepts" in front and "Build-time checks" in front
+    assert "Performance (CPU)" not in front and "With pip" not in front  # set-up and speed stay in the README
     assert 'href="minigraph/data.html"' in front or "minigraph/data.html" in front
     assert (tmp_path / "docs" / "inception_module.png").exists()  # the README's pictures come along
     data_page = (tmp_path / "minigraph" / "data.html").read_text()
