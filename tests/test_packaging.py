@@ -28,6 +28,9 @@ def test_regular_wheel_maps_ops_and_viz_into_minigraph(tmp_path):
     # the digits data ships inside the package, with its source and licence
     assert {"minigraph/data/__init__.py", "minigraph/data/digits.csv.gz", "minigraph/data/DIGITS_DATA.md"} <= set(names)
     assert not any(n.startswith(("ops/", "viz/", "tests/")) for n in names)
+    # every subpackage of the source tree is in the wheel (the package list is written by hand)
+    for init in (ROOT / "minigraph").rglob("__init__.py"):
+        assert str(init.relative_to(ROOT)) in names, f"{init.parent.name} is missing from the wheel"
 
 
 def test_version_and_help():
