@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install dot clean
+.PHONY: demo test bench docs pip-check install dot clean
 
 demo: $(STAMP) dot
 	$(VENV)/bin/minigraph demo
@@ -15,6 +15,18 @@ test: $(STAMP) dot
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench.py
+
+# The HTML API reference (pdoc) in build/docs; fails on a docstring naming something that does not exist.
+docs: $(STAMP)
+	$(PY) docs/build_api.py --out build/docs
+
+# What a user of `pip install .` (no extras) gets: a throwaway venv, then the main commands in a temp folder.
+pip-check:
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	$(PYTHON) -m venv "$$dir/venv"; \
+	"$$dir/venv/bin/python" -m pip install -q .; \
+	"$$dir/venv/bin/python" -m pip list --format=freeze; \
+	cd "$$dir" && venv/bin/minigraph demo --epochs 1 --no-progress && venv/bin/minigraph train --epochs 2 --no-progress
 
 install: $(STAMP)
 

@@ -6,6 +6,7 @@ prints the table, then the 1x1 bottleneck argument of the paper: a 5x5 convoluti
 28x28x192 to 32 channels costs 120,422,400 multiply-adds, and 12,443,648 through a
 16-channel 1x1 reduction.
 """
+import _venv  # noqa: F401,I001  (first: re-runs this script with the project's .venv if needed)
 import minigraph as mg
 from minigraph import models
 

@@ -5,6 +5,7 @@
 writes inception_module.svg/.png (module 3a, every op) and googlenet.svg/.png (one box per
 module, with the auxiliary classifiers) into OUT_DIR (default: docs/). Needs Graphviz's `dot`.
 """
+import _venv  # noqa: F401,I001  (first: re-runs this script with the project's .venv if needed)
 import os
 import sys
 

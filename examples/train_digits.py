@@ -3,8 +3,9 @@
 This is what `minigraph train` does, without its conveniences (progress bars, metrics
 files, Ctrl-C handling, resume): define the graph once, then run it many times.
 
-    .venv/bin/python examples/train_digits.py
+    python examples/train_digits.py
 """
+import _venv  # noqa: F401,I001  (first: re-runs this script with the project's .venv if needed)
 import numpy as np
 
 import minigraph as mg

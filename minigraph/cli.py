@@ -23,8 +23,8 @@ _SUBCOMMANDS: list = []
 
 
 def _add_train(sub) -> None:
-    """`minigraph train`: the training loop of minigraph/train.py."""
-    from .train import add_command
+    """`minigraph train`: the training loop of minigraph/train.py (flags in minigraph/train_cli.py)."""
+    from .train_cli import add_command
     add_command(sub)
 
 

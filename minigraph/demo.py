@@ -4,7 +4,7 @@
    module collapsed to one box (Figure 3), as SVG files;
 2. prints GoogLeNet's summary: parameters and multiply-adds per layer (Table 1);
 3. trains mini_inception on the 8x8 digits for a few epochs (`minigraph train`'s loop),
-   writing metrics.json, loss.png and a checkpoint;
+   writing metrics.json, a checkpoint and (with matplotlib) loss.png;
 
 and says where each file is.
 """
@@ -14,7 +14,7 @@ import os
 import time
 from typing import List, Optional, Tuple
 
-from .train import CHECKPOINT, METRICS, PLOT, TrainConfig, fit
+from .train import TrainConfig, fit
 
 DEMO_EPOCHS = TrainConfig().epochs  # the default run, which reaches >= 98%
 DEMO_OUT = "runs/demo"
@@ -61,9 +61,10 @@ def run_demo(out: str = DEMO_OUT, epochs: int = DEMO_EPOCHS, progress: bool = Tr
     train_out = os.path.join(out, "train")
     print(f"training mini_inception on the 8x8 digits for {epochs} epochs")
     metrics = fit(TrainConfig(epochs=epochs, out=train_out), progress=progress)
-    files += [("training metrics", os.path.join(train_out, METRICS)),
-              ("loss and accuracy curves", os.path.join(train_out, PLOT)),
-              ("checkpoint", os.path.join(train_out, CHECKPOINT))]
+    written = metrics["files"]  # loss_curves is None without matplotlib (fit said so)
+    files += [(what, written[role]) for role, what in (("metrics", "training metrics"),
+                                                       ("loss_curves", "loss and accuracy curves"),
+                                                       ("checkpoint", "checkpoint")) if written[role]]
     print(f"\nfinal test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs "
           f"({time.perf_counter() - start:.0f} s in all). Files:")
     width = max(len(what) for what, _ in files)

@@ -129,7 +129,7 @@ def googlenet(num_classes: int = 1000, aux: bool = False, rng=None) -> GoogLeNet
 class MiniInception(NamedTuple):
     """The nodes of `mini_inception`: feed x and y; feed training=True when training."""
 
-    x: Node          # images (None, 1, 8, 8), float32
+    x: Node          # images (None, channels, image_size, image_size), float32
     y: Node          # int labels (None,)
     training: Node   # scalar bool switch for dropout, False unless fed
     logits: Node     # (None, num_classes)
@@ -139,11 +139,14 @@ class MiniInception(NamedTuple):
 
 def mini_inception(num_classes: int = 10, image_size: int = 8, channels: int = 1,
                    dropout: float = 0.25, rng=None) -> MiniInception:
-    """A small Inception network for 8x8 digit images (sklearn's digits), in the default graph.
+    """A small Inception network, in the default graph: for the 8x8 digits by default, for
+    any square images through `image_size` and `channels` (3 for RGB).
 
-    x (None, 1, 8, 8) -> stem conv 3x3 16 -> inception_a (8 | 12->16 | 4->8 | pool->8: 40 ch)
-    -> pool 2x2/2 -> inception_b (24 | 16->32 | 8->16 | pool->16: 88 ch, 4x4) -> dropout
-    -> fc num_classes. One graph serves training and evaluation through `training`.
+    x (None, channels, S, S) -> stem conv 3x3 16 -> [S > 16: 2x2/2 max pools until the side
+    is at most 16] -> inception_a (8 | 12->16 | 4->8 | pool->8: 40 ch) -> pool 2x2/2 ->
+    inception_b (24 | 16->32 | 8->16 | pool->16: 88 ch) -> dropout -> fc num_classes.
+    For 8x8 digits inception_b sees 4x4, for 32x32 images 8x8. One graph serves training
+    and evaluation through `training`.
     """
     graph = get_default_graph()
     rng = init.generator(rng)
@@ -151,6 +154,11 @@ def mini_inception(num_classes: int = 10, image_size: int = 8, channels: int = 1
     y = placeholder((None,), dtype="int64", name="y")
     training = placeholder_with_default(False, name="training")
     h = layers.conv2d(x, 16, 3, name="stem", rng=rng)
+    side, pools = image_size, 0
+    while side > 16:
+        pools += 1
+        h = _scoped(graph, f"stem_pool{pools}", ops.max_pool, h, 2, stride=2, padding="SAME")
+        side = -(-side // 2)
     h = inception_module(h, 8, 12, 16, 4, 8, 8, name="inception_a", rng=rng)
     h = _scoped(graph, "pool", ops.max_pool, h, 2, stride=2, padding="SAME")
     h = inception_module(h, 24, 16, 32, 8, 16, 16, name="inception_b", rng=rng)

@@ -4,6 +4,7 @@
     print(s)                           # an aligned table
     s.total_params, s.total_macs
     json.dumps(s.to_dict())
+    s.to_markdown()                    # a Markdown table; in Jupyter `s` shows as an HTML table
 
 What is counted, per row (a group of nodes sharing a scope prefix, see `minigraph.scopes`):
 - params: the elements of every variable created in the group (weights and biases);
@@ -14,6 +15,7 @@ Only forward nodes are counted: gradient nodes built by `mg.gradients` are left 
 """
 from __future__ import annotations
 
+import html
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -33,8 +35,15 @@ class Row(NamedTuple):
     macs: int
 
 
+HEADINGS = ("name", "kind", "output (C x H x W)", "params", "MACs")
+
+
 class Summary:
-    """The rows of `mg.summary` in graph order, with totals; `str()` gives an aligned table."""
+    """The rows of `mg.summary` in graph order, with totals.
+
+    `str()` gives an aligned text table, `to_markdown()` a Markdown table and `to_html()`
+    an HTML table; Jupyter shows the HTML one (`_repr_html_`), IPython's terminal the text.
+    """
 
     def __init__(self, rows: Sequence[Row]):
         self.rows: List[Row] = list(rows)
@@ -63,10 +72,14 @@ class Summary:
             "total_macs": self.total_macs,
         }
 
-    def __str__(self) -> str:
-        head = ("name", "kind", "output (C x H x W)", "params", "MACs")
+    def cells(self) -> Tuple[Tuple[str, ...], List[Tuple[str, ...]], Tuple[str, ...]]:
+        """(heading, body rows, total row) as the strings every table form prints."""
         body = [(r.name, r.kind, format_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}") for r in self.rows]
         foot = ("total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}")
+        return HEADINGS, body, foot
+
+    def __str__(self) -> str:
+        head, body, foot = self.cells()
         widths = [max(len(line[i]) for line in [head, foot, *body]) for i in range(5)]
 
         def fmt_line(line):
@@ -76,6 +89,38 @@ class Summary:
 
         rule = "-" * len(fmt_line(head))
         return "\n".join([fmt_line(head), rule, *map(fmt_line, body), rule, fmt_line(foot)])
+
+    def to_markdown(self) -> str:
+        """A Markdown table (numbers right-aligned), the total as its last row in bold; cell
+        text is HTML-escaped and '|' quoted, so no name can break the table."""
+        head, body, foot = self.cells()
+
+        def line(cells):
+            return "| " + " | ".join(html.escape(c, quote=False).replace("|", "\\|") for c in cells) + " |"
+        rule = "| " + " | ".join(["---"] * 3 + ["---:"] * 2) + " |"
+        total = [f"**{c}**" if c else "" for c in foot]
+        return "\n".join([line(head), rule, *map(line, body), line(total)])
+
+    def to_html(self) -> str:
+        """An HTML table (names escaped, numbers right-aligned), the total in its footer."""
+        head, body, foot = self.cells()
+        right = ' style="text-align: right"'
+
+        def row(cells, tag):
+            return "<tr>" + "".join(f"<{tag}{right if i >= 3 else ''}>{html.escape(c)}</{tag}>"
+                                    for i, c in enumerate(cells)) + "</tr>"
+        return ("<table>\n<thead>" + row(head, "th") + "</thead>\n<tbody>\n"
+                + "\n".join(row(b, "td") for b in body) + "\n</tbody>\n<tfoot>" + row(foot, "th")
+                + "</tfoot>\n</table>")
+
+    def _repr_html_(self) -> str:  # Jupyter
+        return self.to_html()
+
+    def _repr_markdown_(self) -> str:  # front-ends that prefer Markdown
+        return self.to_markdown()
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # IPython's text display
+        printer.text(str(self))
 
     def __repr__(self) -> str:
         return f"<Summary {len(self.rows)} rows, {self.total_params:,} params, {self.total_macs:,} MACs>"

@@ -1,23 +1,25 @@
-"""The training loop behind `minigraph train`: mini_inception on the 8x8 digits.
+"""The training loop behind `minigraph train`: mini_inception on the 8x8 digits, or a named
+model on your own images (`config.data`: an image folder or CIFAR-10's binary version).
 
-`fit(config)` builds the model, trains it with a tqdm bar per epoch (live loss and
-accuracy), measures test accuracy after each epoch and keeps three files in `config.out`:
+`fit(config)` builds the model, trains it with a progress bar per epoch (live loss and
+accuracy; plain lines when the output is a log, see `minigraph.progress`), measures test
+accuracy after each epoch and keeps three files in `config.out`:
 
 - `checkpoint.npz`: variables, optimizer state, the session generator and the loop's
   position (epoch, batch, running sums), written after every epoch and on Ctrl-C;
 - `metrics.json`: {"epochs": [{"epoch", "train_loss", "train_accuracy", "test_accuracy",
   "seconds"}, ...], "test_accuracy": <last>, "step_losses": [...], "config": {...}};
-- `loss.png`: the loss and accuracy curves.
+- `loss.png`: the loss and accuracy curves (needs matplotlib, `minigraph[plot]`; without
+  it the run says once how to get them and lists no plot).
 
-Everything random (initial weights, batch order, dropout) is drawn from generators seeded
-by `config.seed`, so two runs with the same seed give the same losses bit for bit, and a
+Everything random (initial weights, batch order, augmentation, dropout) is drawn from
+generators seeded by `config.seed`, so two runs with the same seed give the same losses bit for bit, and a
 resumed run (`resume=True`) continues exactly where the checkpoint left off, even from the
 middle of an epoch. Ctrl-C finishes the current step, saves a checkpoint and raises
 `KeyboardInterrupt`; a second Ctrl-C stops at once without saving.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -25,6 +27,7 @@ import signal
 import tempfile
 import threading
 import time
+from contextlib import closing
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -33,12 +36,21 @@ from . import data as mgdata
 from . import optim
 from .checkpoint import restore, save
 from .errors import CheckpointError
+from .progress import progress as progress_bar
+from .progress import write as progress_write
 from .session import Session
+from .train_setup import build_digits_model, build_model, load_data
 
-__all__ = ["TrainConfig", "fit", "evaluate", "plot_metrics", "build_digits_model"]
+__all__ = ["TrainConfig", "fit", "evaluate", "plot_metrics", "build_digits_model", "AUGMENTATIONS",
+           "PLOT_HINT", "CHECKPOINT", "METRICS", "PLOT", "RESUMABLE"]
 
 CHECKPOINT, METRICS, PLOT = "checkpoint.npz", "metrics.json", "loss.png"
-RESUMABLE = ("batch_size", "lr", "optimizer", "seed", "train_limit")  # must match on resume
+# settings that must match on resume
+RESUMABLE = ("batch_size", "lr", "optimizer", "seed", "train_limit", "data", "model", "image_size", "channels",
+             "augment")
+PLOT_HINT = "matplotlib is not installed: pip install 'minigraph[plot]' to get the loss curves (loss.png)"
+# --augment: name -> (padding of the random crop, flip)
+AUGMENTATIONS = {"none": None, "crop": (4, False), "flip": (0, True), "crop+flip": (4, True)}
 
 
 @dataclasses.dataclass
@@ -53,6 +65,11 @@ class TrainConfig:
     out: str = "runs/digits"
     train_limit: Optional[int] = None  # train on the first N training images only (smoke tests)
     backend: Optional[str] = None  # "numpy" or "cupy"; None: MINIGRAPH_BACKEND, else numpy
+    data: Optional[str] = None  # None: the digits; else an image folder or CIFAR-10 (see load_data)
+    model: str = "mini_inception"  # a name in MODELS
+    image_size: Optional[int] = None  # image folders: decoded size (default 32); CIFAR-10: 32
+    channels: int = 3  # image folders: 3 (RGB) or 1 (grayscale)
+    augment: str = "none"  # a name in AUGMENTATIONS: random crops (4 px) and/or mirror flips
 
     def schedule(self) -> Callable[[int], float]:
         """The learning rate of each epoch: halved every 4 epochs (independent of `epochs`,
@@ -66,13 +83,12 @@ class TrainConfig:
             return optim.SGD(lr_node, momentum=0.9, nesterov=True)
         raise ValueError(f"unknown optimizer {self.optimizer!r}; choose adam or sgd")
 
-
-def build_digits_model(seed: int):
-    """mini_inception for 8x8 digits, its initial weights drawn from `seed`."""
-    from . import models
-    from .graph import Graph
-    with Graph():
-        return models.mini_inception(rng=np.random.default_rng(seed))
+    def augmentation(self):
+        """The batch transform `augment` names (None for "none")."""
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        spec = AUGMENTATIONS[self.augment]
+        return None if spec is None else mgdata.random_crop_flip(*spec)
 
 
 # ---------------------------------------------------------------------------------
@@ -82,15 +98,18 @@ def build_digits_model(seed: int):
 class _Run:
     """The state of one training run: graph, session, position and history."""
 
-    def __init__(self, config: TrainConfig, model_fn, dataset):
+    def __init__(self, config: TrainConfig, model_fn, dataset, say: Callable[[str], None]):
         self.config = config
         self.data = dataset
+        self.say = say
+        self.augment = config.augmentation()
         if config.train_limit:
             self.x_train = dataset.x_train[:config.train_limit]
             self.y_train = dataset.y_train[:config.train_limit]
         else:
             self.x_train, self.y_train = dataset.x_train, dataset.y_train
-        self.model = model_fn(config.seed)
+        self.model = (model_fn(config.seed) if model_fn is not None else
+                      build_model(config.model, dataset.x_train.shape[1:], dataset.num_classes, config.seed))
         graph = self.model.loss.graph
         with graph:
             self.lr = optim.learning_rate(config.lr, name="learning_rate")
@@ -102,6 +121,8 @@ class _Run:
         self.partial = _fresh_partial()
         os.makedirs(config.out, exist_ok=True)
         self.checkpoint = os.path.join(config.out, CHECKPOINT)
+        self.plot: Optional[str] = None  # loss.png once this run has drawn it
+        self.plot_hint_given = False
 
     # checkpoint ------------------------------------------------------------------
     def save(self) -> None:
@@ -113,8 +134,9 @@ class _Run:
         meta = restore(self.sess, self.checkpoint)
         if "epoch" not in meta:
             raise CheckpointError(f"{self.checkpoint} was not written by `minigraph train`")
-        saved, now = meta["config"], _resumable(self.config)
-        differ = [f"--{k.replace('_', '-')} {saved[k]} (now {now[k]})" for k in RESUMABLE if saved.get(k) != now[k]]
+        saved, now, default = meta["config"], _resumable(self.config), _resumable(TrainConfig())
+        differ = [f"--{k.replace('_', '-')} {saved.get(k, default[k])} (now {now[k]})" for k in RESUMABLE
+                  if saved.get(k, default[k]) != now[k]]
         if differ:
             raise CheckpointError(f"{self.checkpoint} was trained with other settings: {', '.join(differ)}; "
                                   "resume with the same ones")
@@ -124,16 +146,15 @@ class _Run:
     # steps -------------------------------------------------------------------------
     def train_epoch(self, progress: bool, interrupted: Callable[[], bool],
                     on_step: Optional[Callable[[int, float], None]]) -> None:
-        from tqdm.auto import tqdm
         cfg, m, p = self.config, self.model, self.partial
         lr = np.float32(cfg.schedule()(self.epoch))
         batches = mgdata.batches(self.x_train, self.y_train, cfg.batch_size, seed=cfg.seed,
-                                 epoch=self.epoch, start=self.batch)
+                                 epoch=self.epoch, start=self.batch, augment=self.augment)
         fetches = [m.loss, m.logits, self.train_op]
         start = time.perf_counter()
-        with tqdm(total=batches.total, initial=self.batch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                  unit="batch", disable=not progress, leave=True, dynamic_ncols=True) as bar:
-            for xb, yb in batches:
+        with progress_bar(total=batches.total, initial=self.batch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                          unit="batch", enabled=progress) as bar, closing(iter(mgdata.prefetch(batches))) as stream:
+            for xb, yb in stream:  # the next batch is made (decoded, augmented) while this one trains
                 loss, logits, _ = self.sess.run(fetches, {m.x: xb, m.y: yb, m.training: True, self.lr: lr})
                 loss = float(loss)
                 self.step_losses.append(loss)
@@ -168,7 +189,17 @@ class _Run:
                    "step_losses": self.step_losses, "config": dataclasses.asdict(self.config)}
         _write_atomic(os.path.join(self.config.out, METRICS), json.dumps(metrics, indent=1))
         if self.history:
-            plot_metrics(metrics, os.path.join(self.config.out, PLOT))
+            path = os.path.join(self.config.out, PLOT)
+            self.plot = plot_metrics(metrics, path)
+            if self.plot is None and not self.plot_hint_given:
+                stale = f" ({path} is from an earlier run)" if os.path.exists(path) else ""
+                self.say(f"note: {PLOT_HINT}{stale}")
+                self.plot_hint_given = True
+
+    def files(self) -> Dict[str, Optional[str]]:
+        """The files this run wrote, by role; "loss_curves" is None when no plot was drawn."""
+        return {"checkpoint": self.checkpoint, "metrics": os.path.join(self.config.out, METRICS),
+                "loss_curves": self.plot}
 
 
 def _fresh_partial() -> Dict[str, Any]:
@@ -181,26 +212,31 @@ def _resumable(config: TrainConfig) -> Dict[str, Any]:
 
 
 def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bool = True,
-        model_fn: Callable = build_digits_model, dataset: Optional[mgdata.Dataset] = None,
+        model_fn: Optional[Callable] = None, dataset: Optional[mgdata.Dataset] = None,
         log: Callable[[str], None] = print, on_step: Optional[Callable[[int, float], None]] = None) -> dict:
-    """Train `model_fn(seed)` (a structure with x, y, training, logits, loss) on `dataset`
-    (default: `mg.data.digits()`) for `config.epochs` epochs in all; returns the metrics dict.
+    """Train a model on `dataset` for `config.epochs` epochs in all; returns the metrics dict
+    (as in metrics.json) with "files": the paths this run wrote, by role ("checkpoint",
+    "metrics", "loss_curves"; the last None when matplotlib is missing).
 
-    With `resume`, continue from `config.out`'s checkpoint. On Ctrl-C (or a
-    SIGINT raised by `on_step`), finish the step, save a checkpoint and raise KeyboardInterrupt.
+    The model is `model_fn(seed)` (a structure with x, y, training, logits, loss), else
+    `build_model(config.model, ...)` sized to the data; the data `dataset`, else
+    `load_data(config.data, ...)` (the digits unless `config.data` names a folder). With `resume`,
+    continue from `config.out`'s checkpoint. On Ctrl-C (or a SIGINT raised by `on_step`),
+    finish the step, save a checkpoint and raise KeyboardInterrupt.
     """
-    from tqdm.auto import tqdm
     config = config if config is not None else TrainConfig()
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1, got {config.epochs} and {config.batch_size}")
-    run = _Run(config, model_fn, dataset if dataset is not None else mgdata.digits())
+    say = progress_write if progress else log
+    if dataset is None:
+        dataset = load_data(config.data, config.image_size, config.channels)
+    run = _Run(config, model_fn, dataset, say)
     if resume:
         run.resume()
         log(f"resumed from {run.checkpoint} at epoch {run.epoch + 1}, batch {run.batch}")
     elif os.path.exists(run.checkpoint):
         log(f"note: starting afresh; {run.checkpoint} will be overwritten (resume=True, or "
             "`minigraph train --resume`, continues it instead)")
-    say = tqdm.write if progress else log
     with _DeferredInterrupt() as interrupt:
         try:
             while run.epoch < config.epochs:
@@ -219,15 +255,16 @@ def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bo
                 f"{run.checkpoint}; continue with --resume")
             raise KeyboardInterrupt from None
     run.write_reports()
-    return json.loads(_read(os.path.join(config.out, METRICS)))
+    return {**json.loads(_read(os.path.join(config.out, METRICS))), "files": run.files()}
 
 
 def evaluate(sess: Session, model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
     """The fraction of `x` that `model` (in evaluation mode) classifies as `y`."""
     correct = 0
-    for xb, yb in mgdata.batches(x, y, batch_size, shuffle=False):
-        logits = sess.run(model.logits, {model.x: xb})
-        correct += int((logits.argmax(axis=1) == yb).sum())
+    with closing(iter(mgdata.prefetch(mgdata.batches(x, y, batch_size, shuffle=False)))) as stream:
+        for xb, yb in stream:
+            logits = sess.run(model.logits, {model.x: xb})
+            correct += int((logits.argmax(axis=1) == yb).sum())
     return correct / len(y)
 
 
@@ -311,66 +348,3 @@ def _write_atomic(path: str, text: str) -> None:
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
-
-
-# ---------------------------------------------------------------------------------
-# the command
-
-
-def add_command(subparsers) -> None:
-    """Register `minigraph train` on the CLI's subparsers."""
-    d = TrainConfig()
-    p = subparsers.add_parser(
-        "train", help="train mini_inception on the 8x8 digits",
-        description="Train mini_inception on scikit-learn's 8x8 digits. Writes checkpoint.npz, "
-                    "metrics.json and loss.png to --out. Ctrl-C saves a checkpoint; --resume continues it.")
-    p.add_argument("--epochs", type=_positive, default=None, help=f"epochs in all (default {d.epochs})")
-    p.add_argument("--batch-size", type=_positive, default=None, help=f"mini-batch size (default {d.batch_size})")
-    p.add_argument("--lr", type=_positive_float, default=None,
-                   help=f"initial learning rate, halved every 4 epochs (default {d.lr})")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
-                   help=f"adam, or sgd with Nesterov momentum 0.9 (default {d.optimizer})")
-    p.add_argument("--seed", type=int, default=None, help=f"seed of weights, batches, dropout (default {d.seed})")
-    p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
-                   help="train on the first N training images only (quick smoke runs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars, one line per epoch")
-    p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
-                   help="array backend (default: $MINIGRAPH_BACKEND, else numpy); a checkpoint resumes on either")
-    p.set_defaults(func=run_command)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def run_command(args) -> int:
-    """`minigraph train`: settings from the flags, else (with --resume) the checkpoint, else defaults."""
-    from .checkpoint import read_metadata
-    settings = dataclasses.asdict(TrainConfig())
-    if args.resume:
-        saved = read_metadata(os.path.join(args.out, CHECKPOINT)).get("config", {})
-        settings.update({k: v for k, v in saved.items() if k in RESUMABLE + ("epochs",)})
-    explicit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                "optimizer": args.optimizer, "seed": args.seed, "train_limit": args.train_limit}
-    settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out, backend=args.backend)
-    config = TrainConfig(**settings)
-    try:
-        metrics = fit(config, resume=args.resume, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        return 130
-    print(f"final test accuracy: {metrics['test_accuracy']:.4f}")
-    for name, what in ((CHECKPOINT, "checkpoint"), (METRICS, "metrics"), (PLOT, "loss curves")):
-        print(f"  {what:12s} {os.path.join(config.out, name)}")
-    return 0

@@ -110,6 +110,23 @@ def test_mini_inception_train_and_eval_from_one_graph():
     assert sess.run(net.loss, {net.x: xv, net.y: yv}) < 0.5 * first
 
 
+@pytest.mark.parametrize("size,channels,pools,side", [(8, 1, 0, 8), (16, 3, 0, 16), (28, 1, 1, 14),
+                                                      (32, 3, 1, 16), (64, 3, 2, 16), (100, 3, 3, 13)])
+def test_mini_inception_for_other_image_sizes(size, channels, pools, side):
+    """Above 16 pixels the stem halves the side (2x2/2 SAME pools, ceil) until it is at most 16."""
+    with mg.Graph():
+        net = models.mini_inception(num_classes=7, image_size=size, channels=channels, rng=0)
+        rows = mg.summary(net.probs)
+    names = [r.name for r in rows]
+    assert names.count("stem") == 1 and [n for n in names if n.startswith("stem_pool")] == \
+        [f"stem_pool{i}" for i in range(1, pools + 1)]
+    assert rows["x"].output_shape == (None, channels, size, size)
+    assert rows["inception_a"].output_shape == (None, 40, side, side)
+    half = -(-side // 2)
+    assert rows["inception_b"].output_shape == (None, 88, half, half)
+    assert rows["fc"].params == 88 * half * half * 7 + 7 and net.logits.shape == (None, 7)
+
+
 def test_seeded_models_are_reproducible():
     def weights(seed):
         with mg.Graph() as g:

@@ -1,4 +1,4 @@
-"""The install layout (ops/ and viz/ mapped into minigraph.*) and the command's basics."""
+"""The install layout (ops/ and viz/ mapped into minigraph.*, the digits data inside) and the command's basics."""
 import pathlib
 import subprocess
 import sys
@@ -25,7 +25,12 @@ def test_regular_wheel_maps_ops_and_viz_into_minigraph(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "minigraph/ops/__init__.py" in names and "minigraph/viz/__init__.py" in names
     assert "minigraph/ops/elementwise.py" in names
+    # the digits data ships inside the package, with its source and licence
+    assert {"minigraph/data/__init__.py", "minigraph/data/digits.csv.gz", "minigraph/data/DIGITS_DATA.md"} <= set(names)
     assert not any(n.startswith(("ops/", "viz/", "tests/")) for n in names)
+    # every subpackage of the source tree is in the wheel (the package list is written by hand)
+    for init in (ROOT / "minigraph").rglob("__init__.py"):
+        assert str(init.relative_to(ROOT)) in names, f"{init.parent.name} is missing from the wheel"
 
 
 def test_version_and_help():

@@ -217,3 +217,69 @@ def test_bad_arguments():
 def test_numpy_free_ints(googlenet_summary):
     assert all(type(r.params) is int and type(r.macs) is int for r in googlenet_summary.rows)
     assert not isinstance(googlenet_summary.total_macs, np.generic)
+
+
+class _Cells(__import__("html.parser").parser.HTMLParser):
+    """The text of every <th>/<td>, row by row, and the style of each cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.styles, self.cell = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+            self.styles.append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+            self.styles[-1].append(dict(attrs).get("style", ""))
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.rows[-1].append(self.cell)
+            self.cell = None
+
+
+def expected_cells(s):
+    return ([["name", "kind", "output (C x H x W)", "params", "MACs"]]
+            + [[r.name, r.kind, " x ".join(map(str, r.output_shape[1:])) if len(r.output_shape) > 1
+                else str(r.output_shape[0]), f"{r.params:,}", f"{r.macs:,}"] for r in s.rows]
+            + [["total", "", "", f"{s.total_params:,}", f"{s.total_macs:,}"]])
+
+
+def test_html_table_for_jupyter(googlenet_summary):
+    parser = _Cells()
+    parser.feed(googlenet_summary._repr_html_())
+    assert parser.rows == expected_cells(googlenet_summary)
+    assert all(styles[3:] == ["text-align: right"] * 2 and styles[0] == "" for styles in parser.styles)
+
+
+def test_html_escapes_and_markdown_quotes_what_the_cells_hold():
+    from minigraph.summary import Row, Summary
+    s = Summary([Row("a<b>&c", "x|y", (None, 3), 1, 2)])  # names from the graph never hold these; kinds may
+    assert "| a&lt;b&gt;&amp;c | x\\|y |" in s.to_markdown()
+    html = s.to_html()
+    assert "a&lt;b&gt;&amp;c" in html and "a<b>" not in html
+    parser = _Cells()
+    parser.feed(html)
+    assert parser.rows[1][0] == "a<b>&c"
+
+
+def test_markdown_and_text_forms(googlenet_summary):
+    md = googlenet_summary._repr_markdown_().splitlines()
+    assert md[1] == "| --- | --- | --- | ---: | ---: |"
+    cells = [[c.strip().strip("*") for c in line.strip("|").split(" | ")] for line in md[:1] + md[2:]]
+    assert cells == expected_cells(googlenet_summary)
+
+    class Printer:
+        text_out = ""
+
+        def text(self, t):
+            self.text_out += t
+    p = Printer()
+    googlenet_summary._repr_pretty_(p, False)
+    assert p.text_out == str(googlenet_summary)

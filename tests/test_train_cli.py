@@ -124,3 +124,75 @@ def test_train_on_cupy_backend_or_explain_why_not(tmp_path, capsys):
         assert rc == 0 and metrics["config"]["backend"] == "cupy" and len(metrics["epochs"]) == 1
     else:
         assert rc == 2 and reason in capsys.readouterr().err and metrics is None
+
+
+# -- without matplotlib, in a log, on your own images -----------------------------------------
+
+def test_without_matplotlib_the_plot_is_not_listed_and_the_note_comes_once(tmp_path, capsys, without_modules):
+    without_modules("matplotlib")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "loss.png").write_bytes(b"an old plot")
+    rc, out, metrics = train(tmp_path, "run", "--epochs", "2")
+    printed = capsys.readouterr().out
+    assert rc == 0 and printed.count("matplotlib is not installed") == 1
+    assert f"{out / 'loss.png'} is from an earlier run" in printed
+    assert "  loss curves" not in printed and str(out / "checkpoint.npz") in printed
+    assert (out / "loss.png").read_bytes() == b"an old plot"
+
+
+def test_progress_in_a_log_has_no_carriage_returns(tmp_path, capsys):
+    rc = cli.main(["train", "--out", str(tmp_path / "log"), "--train-limit", "96", "--epochs", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0 and "\r" not in captured.out + captured.err and "epoch 1/1" in captured.out
+
+
+def colour_folder(root, per_class=24, size=12, seed=0):
+    """Three classes that differ by their dominant colour, each image noisy."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(("red", "green", "blue")):
+        os.makedirs(root / name)
+        for i in range(per_class):
+            arr = rng.integers(0, 90, (size, size, 3))
+            arr[..., k] += 160
+            Image.fromarray(arr.astype(np.uint8)).save(root / name / f"{i}.png")
+
+
+def test_train_on_an_image_folder_learns_and_resumes(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    colour_folder(tmp_path / "images")
+    args = ["--data", str(tmp_path / "images"), "--image-size", "12", "--batch-size", "16", "--no-progress"]
+    rc = cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "3", *args])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert rc == 0 and metrics["test_accuracy"] >= 0.9  # 15 test images; chance is 1/3
+    cfg = metrics["config"]
+    assert (cfg["data"], cfg["model"], cfg["image_size"], cfg["channels"], cfg["augment"]) == \
+        (str(tmp_path / "images"), "mini_inception", 12, 3, "crop+flip")
+    assert len(metrics["step_losses"]) == 3 * 4  # 57 training images in batches of 16
+    rc = cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "4", "--resume", "--no-progress"])
+    assert rc == 0 and len(json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]) == 4
+    capsys.readouterr()
+    rc = cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "5", "--resume", "--augment", "none"])
+    assert rc == 2 and "--augment crop+flip (now none)" in capsys.readouterr().err
+
+
+def test_train_on_cifar10_binary_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        recs = np.concatenate([rng.integers(0, 10, (8, 1)), rng.integers(0, 256, (8, 3072))], axis=1)
+        (folder / name).write_bytes(recs.astype(np.uint8).tobytes())
+    rc, out, metrics = train(tmp_path, "cifar", "--data", str(tmp_path), "--epochs", "1")
+    assert rc == 0 and len(metrics["step_losses"]) == 2  # 40 images: 32 + 8 (train-limit 96)
+    rc = cli.main(["train", "--out", str(tmp_path / "x"), "--data", str(tmp_path), "--image-size", "64"])
+    assert rc == 2 and "is CIFAR-10: its images are 3 x 32 x 32" in capsys.readouterr().err
+
+
+def test_googlenet_needs_its_input_size(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    colour_folder(tmp_path / "images", per_class=3)
+    rc = cli.main(["train", "--out", str(tmp_path / "g"), "--data", str(tmp_path / "images"), "--model", "googlenet"])
+    assert rc == 2 and "googlenet needs 3 x 224 x 224 images (--image-size 224 --channels 3), got 3 x 32 x 32" \
+        in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Data: IDX files written here (raw, .gz, corrupt), the digits split, the batch iterator."""
+"""mg.data.read_idx and load_mnist on IDX files written here (raw, .gz, corrupt)."""
 import gzip
 import os
 import struct
@@ -112,71 +112,3 @@ def test_inconsistent_mnist_folders(tmp_path):
     write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(np.zeros((7, 1), np.uint8), 0x08))
     with pytest.raises(DataError, match="1-d uint8"):
         mg.data.load_mnist(tmp_path)
-
-
-# -- digits --------------------------------------------------------------------------
-
-def test_digits_split():
-    ds = mg.data.digits(test_size=0.25, seed=3)
-    assert ds.x_train.shape[1:] == (1, 8, 8) and ds.x_train.dtype == np.float32
-    assert ds.y_train.dtype == np.int64 and ds.num_classes == 10
-    assert len(ds.x_train) + len(ds.x_test) == 1797 and len(ds.x_test) == round(0.25 * 1797)
-    assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
-    # stratified: each class's share of the test set is its share of the whole, within one image
-    counts = np.bincount(np.concatenate([ds.y_train, ds.y_test]), minlength=10)
-    assert np.all(np.abs(np.bincount(ds.y_test, minlength=10) - 0.25 * counts) < 1)
-    # the split partitions the indices: every example lands in exactly one part
-    from minigraph.data import _stratified_split
-    train, test = _stratified_split(np.repeat(np.arange(10), 30), 0.25, seed=3)
-    assert len(set(train.tolist()) | set(test.tolist())) == 300 and len(train) + len(test) == 300
-    assert len(test) == 75
-
-
-def test_digits_reproducible_and_seeded():
-    a, b = mg.data.digits(seed=1), mg.data.digits(seed=1)
-    for u, v in zip(a, b):
-        np.testing.assert_array_equal(u, v)
-    c = mg.data.digits(seed=2)
-    assert not np.array_equal(a.y_test, c.y_test)
-    assert len(mg.data.digits(test_size=100).x_test) == 100
-    with pytest.raises(ValueError, match="test_size"):
-        mg.data.digits(test_size=1.5)
-
-
-def test_digits_match_sklearn_pixels():
-    from sklearn.datasets import load_digits
-    raw = load_digits()
-    ds = mg.data.digits(seed=0)
-    table = {r.tobytes(): t for r, t in zip((raw.images / 16.0).astype(np.float32).reshape(-1, 64), raw.target)}
-    for img, label in zip(ds.x_test[:50], ds.y_test[:50]):
-        assert table[img.reshape(64).tobytes()] == label
-
-
-# -- batches -------------------------------------------------------------------------
-
-def test_batches_cover_every_example_once():
-    x = np.arange(10, dtype=np.float32)[:, None]
-    y = np.arange(10)
-    it = mg.data.batches(x, y, 4, seed=5, epoch=0)
-    parts = list(it)
-    assert len(it) == 3 and [len(p[1]) for p in parts] == [4, 4, 2]
-    seen = np.concatenate([p[1] for p in parts])
-    assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
-    for xb, yb in parts:
-        np.testing.assert_array_equal(xb[:, 0], yb)  # pairs stay together
-
-
-def test_batches_seeded_per_epoch_and_resumable():
-    x, y = np.zeros((23, 2)), np.arange(23)
-    order = lambda **kw: np.concatenate([b for _, b in mg.data.batches(x, y, 5, **kw)]).tolist()  # noqa: E731
-    assert order(seed=1, epoch=0) == order(seed=1, epoch=0)
-    assert order(seed=1, epoch=0) != order(seed=1, epoch=1)
-    assert order(seed=1, epoch=0) != order(seed=2, epoch=0)
-    assert order(shuffle=False) == list(range(23))
-    assert order(seed=1, epoch=4, start=2) == order(seed=1, epoch=4)[10:]
-    dropped = mg.data.batches(x, y, 5, drop_last=True)
-    assert len(dropped) == 4 and all(len(b) == 5 for _, b in dropped)
-    with pytest.raises(ValueError, match="labels"):
-        mg.data.batches(x, y[:3], 5)
-    with pytest.raises(ValueError, match="batch_size"):
-        mg.data.batches(x, y, 0)

@@ -1,0 +1,88 @@
+"""`minigraph train`: the command-line face of `minigraph.train.fit`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+from .train import AUGMENTATIONS, CHECKPOINT, RESUMABLE, TrainConfig, fit
+from .train_setup import MODELS
+
+__all__ = ["add_command", "run_command"]
+
+
+def add_command(subparsers) -> None:
+    """Register `minigraph train` on the CLI's subparsers."""
+    d = TrainConfig()
+    p = subparsers.add_parser(
+        "train", help="train mini_inception on the 8x8 digits or on your images (--data)",
+        description="Train mini_inception (or --model) on the 8x8 digits that ship with minigraph, or on "
+                    "--data: a folder of images with one sub-folder per class, or CIFAR-10's binary version. "
+                    "Writes checkpoint.npz, metrics.json and loss.png (with matplotlib) to --out. "
+                    "Ctrl-C saves a checkpoint; --resume continues it.")
+    p.add_argument("--epochs", type=_positive, default=None, help=f"epochs in all (default {d.epochs})")
+    p.add_argument("--batch-size", type=_positive, default=None, help=f"mini-batch size (default {d.batch_size})")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help=f"initial learning rate, halved every 4 epochs (default {d.lr})")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
+                   help=f"adam, or sgd with Nesterov momentum 0.9 (default {d.optimizer})")
+    p.add_argument("--seed", type=int, default=None, help=f"seed of weights, batches, augmentation, dropout (default {d.seed})")
+    p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
+                   help="train on the first N training images only (quick smoke runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars, one line per epoch")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
+                   help="array backend (default: $MINIGRAPH_BACKEND, else numpy); a checkpoint resumes on either")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="an image folder (one sub-folder per class, or train/ and test/ each so), or CIFAR-10's "
+                        "binary folder or .tar.gz (default: the 8x8 digits)")
+    p.add_argument("--model", choices=tuple(MODELS), default=None, help=f"the network (default {d.model})")
+    p.add_argument("--image-size", type=_positive, default=None, metavar="N",
+                   help="--data folders: decode images at N x N (default 32)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="--data folders: 3 for RGB, 1 for grayscale (default 3)")
+    p.add_argument("--augment", choices=tuple(AUGMENTATIONS), default=None,
+                   help="random 4-pixel crops and/or mirror flips of the training images "
+                        "(default: crop+flip with --data, none for the digits)")
+    p.set_defaults(func=run_command)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def run_command(args) -> int:
+    """`minigraph train`: settings from the flags, else (with --resume) the checkpoint, else defaults."""
+    from .checkpoint import read_metadata
+    settings = dataclasses.asdict(TrainConfig())
+    if args.resume:
+        saved = read_metadata(os.path.join(args.out, CHECKPOINT)).get("config", {})
+        settings.update({k: v for k, v in saved.items() if k in RESUMABLE + ("epochs",)})
+    explicit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                "optimizer": args.optimizer, "seed": args.seed, "train_limit": args.train_limit,
+                "data": args.data, "model": args.model, "image_size": args.image_size, "channels": args.channels,
+                "augment": args.augment}
+    settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out, backend=args.backend)
+    if args.augment is None and not args.resume and settings["data"] is not None:
+        settings["augment"] = "crop+flip"
+    config = TrainConfig(**settings)
+    try:
+        metrics = fit(config, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return 130
+    print(f"final test accuracy: {metrics['test_accuracy']:.4f}")
+    for role, what in (("checkpoint", "checkpoint"), ("metrics", "metrics"), ("loss_curves", "loss curves")):
+        if metrics["files"][role] is not None:  # no plot without matplotlib: fit said so once
+            print(f"  {what:12s} {metrics['files'][role]}")
+    return 0
