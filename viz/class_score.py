@@ -21,7 +21,9 @@ from minigraph.op import placeholder
 
 ClassIndex = Union[int, Sequence[int], np.ndarray]
 
-_BUILT: "weakref.WeakKeyDictionary[Graph, Dict[tuple, Tuple[Node, List[Node]]]]" = weakref.WeakKeyDictionary()
+# graph -> {(logits index, wrt indices): (seed index, gradient indices)}; indices, not nodes, so
+# that the cache holds no reference to the graph and lets it be collected
+_BUILT: "weakref.WeakKeyDictionary[Graph, Dict[tuple, Tuple[int, List[int]]]]" = weakref.WeakKeyDictionary()
 
 
 def check_logits(logits: Node) -> int:
@@ -44,8 +46,10 @@ def class_score_gradients(logits: Node, wrt: Sequence[Node]) -> Tuple[Node, List
     if key not in built:
         with graph, graph.name_scope("viz"):
             seed = placeholder(logits.shape, dtype=logits.dtype, name="class_seed")
-        built[key] = (seed, gradients(logits, list(wrt), grad_ys=[seed]))
-    return built[key]
+        grads = gradients(logits, list(wrt), grad_ys=[seed])
+        built[key] = (seed.index, [g.index for g in grads])
+    seed_index, grad_indices = built[key]
+    return graph.nodes[seed_index], [graph.nodes[i] for i in grad_indices]
 
 
 def class_indices(class_index: ClassIndex, n: int, classes: int) -> np.ndarray:

@@ -76,3 +76,19 @@ def test_errors(tiny, images, tmp_path):
         mg.viz.saliency(tiny.sess, tiny.act, tiny.x, feed, 0)
     with pytest.raises(IndexError, match="outside the fed batch of 3"):
         mg.viz.saliency(tiny.sess, tiny.logits, tiny.x, feed, 0, tmp_path / "s.png", index=3)
+
+
+def test_explaining_does_not_keep_the_graph_alive():
+    import gc
+    import weakref
+
+    def explain():
+        with mg.Graph() as g:
+            x = mg.placeholder((None, 1, 4, 4), name="x")
+            logits = mg.ops.flatten(x)
+        mg.viz.saliency(mg.Session(g), logits, x, {x: np.ones((1, 1, 4, 4), "float32")}, 0)
+        return weakref.ref(g)
+
+    ref = explain()
+    gc.collect()
+    assert ref() is None
