@@ -173,10 +173,10 @@ def grid_columns(n: int, max_cols: int = 12) -> int:
 
 def suptitle(fig, title: str, subtitle: Optional[str] = None, size: float = 11) -> None:
     """The figure's title (and a second, smaller line of context), wrapped to the figure's width."""
-    chars = max(20, int(fig.get_figwidth() * DPI / (0.52 * size * DPI / 72)))
+    chars = max(20, int(fig.get_figwidth() * DPI / (0.6 * size * DPI / 72)))
     text = "\n".join(textwrap.wrap(title, chars))
     if subtitle:
-        text += "\n" + "\n".join(textwrap.wrap(subtitle, int(chars * 1.15)))
+        text += "\n" + "\n".join(textwrap.wrap(subtitle, chars))
     fig.suptitle(text, fontsize=size)
 
 
