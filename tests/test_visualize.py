@@ -56,6 +56,8 @@ def test_explains_the_predicted_class_unless_told(checkpoint, tmp_path, monkeypa
     asked = []
     for name in ("saliency", "grad_cam", "occlusion"):
         monkeypatch.setattr(mg.viz, name, lambda *args, _name=name, **kw: asked.append((_name, args[4])))
+    for name in ("filters", "feature_maps", "translation_invariance"):  # not what this test is about
+        monkeypatch.setattr(mg.viz, name, lambda *args, **kw: None)
     for flag, expected in (([], predicted), (["--class", str((predicted + 1) % 10)], (predicted + 1) % 10)):
         asked.clear()
         assert cli.main(["visualize", "--checkpoint", str(checkpoint), "--index", "3", "--out", str(tmp_path), *flag]) == 0

@@ -12,17 +12,18 @@ def session_with(*shapes):
     return mg.Session(g), nodes
 
 
-@pytest.mark.parametrize("shape, pixels", [
-    ((16, 1, 3, 3), (500, 460)),   # grey first layer: 4 x 4 tiles, 0.8 inch each + margins
-    ((3, 2, 5, 5), (500, 380)),    # deeper: 3 filter rows x 2 input-channel columns
-    ((6, 3, 3, 3), (400, 300)),    # colour first layer: 3 x 2 colour tiles
-    ((8, 20, 1, 1), (500, 400)),   # 1x1 weights: one 8 x 20 matrix
-    ((8, 20), (500, 400)),         # a conv1x1's (F, C) weights: the same matrix
-    ((40, 30, 3, 3), (1440, 2700)),  # capped: the first 32 filters x 16 channels
+@pytest.mark.parametrize("shape, limits, pixels", [
+    ((16, 1, 3, 3), {}, (500, 460)),   # grey first layer: 4 x 4 tiles, 0.8 inch each + margins
+    ((3, 2, 5, 5), {}, (500, 380)),    # deeper: 3 filter rows x 2 input-channel columns
+    ((6, 3, 3, 3), {}, (400, 300)),    # colour first layer: 3 x 2 colour tiles
+    ((8, 20, 1, 1), {}, (500, 400)),   # 1x1 weights: one 8 x 20 matrix
+    ((8, 20), {}, (500, 400)),         # a conv1x1's (F, C) weights: the same matrix
+    ((40, 30, 3, 3), {"max_filters": 3, "max_channels": 5}, (560, 380)),  # the first 3 filters x 5 channels
+    ((34, 20, 3, 3), {}, (1440, 2700)),                                  # by default 32 x 16
 ])
-def test_filters_return_the_weights_and_draw_them(shape, pixels, tmp_path, size_of):
+def test_filters_return_the_weights_and_draw_them(shape, limits, pixels, tmp_path, size_of):
     sess, (w,) = session_with(shape)
-    got = mg.viz.filters(sess, w, tmp_path / "f.png")
+    got = mg.viz.filters(sess, w, tmp_path / "f.png", **limits)
     np.testing.assert_array_equal(got, sess.get_value(w))
     assert size_of(tmp_path / "f.png") == pixels
 
