@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 from typing import Callable, List, Optional, Tuple
 
-
 from . import data as mgdata
 from .checkpoint import restore
 from .errors import MinigraphError
@@ -40,10 +39,8 @@ def visualize_digits(checkpoint: str, index: int = 0, out: str = DEFAULT_OUT, cl
     into `out`, and return (what, path) pairs in the order written. `log` gets one line saying
     which digit the image shows and what the model predicts."""
     from minigraph import viz
-    model = build_digits_model(0)
+    model, sess = restore_digits_model(checkpoint)
     graph = model.logits.graph
-    sess = Session(graph)
-    restore(sess, checkpoint)
     data = dataset if dataset is not None else mgdata.digits()
     n_test = len(data.x_test)
     if not 0 <= index < n_test:
@@ -90,6 +87,15 @@ def visualize_digits(checkpoint: str, index: int = 0, out: str = DEFAULT_OUT, cl
     return files
 
 
+def restore_digits_model(checkpoint: str):
+    """(model, session): mini_inception as `minigraph train` builds it, its variables read from
+    `checkpoint` (a `CheckpointError` says what does not match)."""
+    model = build_digits_model(0)
+    sess = Session(model.logits.graph)
+    restore(sess, checkpoint)
+    return model, sess
+
+
 def print_files(files: List[Tuple[str, str]]) -> None:
     """One line per file: what it shows, then its path."""
     width = max(len(what) for what, _ in files)
@@ -120,4 +126,4 @@ def run_command(args) -> int:
     return 0
 
 
-__all__ = ["visualize_digits", "print_files", "add_command", "DEFAULT_OUT"]
+__all__ = ["visualize_digits", "restore_digits_model", "print_files", "add_command", "DEFAULT_OUT"]

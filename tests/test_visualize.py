@@ -49,7 +49,7 @@ def test_writes_and_lists_every_picture(checkpoint, tmp_path, capsys):
 def test_explains_the_predicted_class_unless_told(checkpoint, tmp_path, monkeypatch, capsys):
     """Every explanation gets the predicted class of the image, or --class; nothing else is drawn."""
     data = mg.data.digits()
-    model = build_digits_model(0)
+    model = build_digits_model(0)   # built and restored here by hand, not by the code under test
     sess = mg.Session(model.logits.graph)
     mg.restore(sess, checkpoint)
     predicted = int(sess.run(model.logits, {model.x: data.x_test[3:4]}).argmax())

@@ -18,7 +18,7 @@ from minigraph.errors import ShapeError
 from minigraph.graph import Node
 
 from . import figures
-from .class_score import example, fed_image
+from .class_score import check_positive, example, fed_image
 
 
 def feature_maps(sess, node: Node, feed: dict, path: Union[str, os.PathLike, None] = None, index: int = 0,
@@ -28,8 +28,7 @@ def feature_maps(sess, node: Node, feed: dict, path: Union[str, os.PathLike, Non
     the maps (default: the one fed 4-D placeholder `node` depends on)."""
     if node.ndim != 4:
         raise ShapeError(f"feature_maps: {node.name!r} must be a (N, C, H, W) feature map, got shape {node.shape}")
-    if not isinstance(max_channels, (int, np.integer)) or max_channels < 1:
-        raise ValueError(f"max_channels must be a positive int, got {max_channels!r}")
+    check_positive(max_channels=max_channels)
     if path is not None:
         figures.check_path(path)
     _, images = fed_image(feed, node, image)

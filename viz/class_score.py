@@ -1,5 +1,5 @@
 """What the explanation pictures share: the gradient of one class score as graph nodes, the
-class choice as a one-hot feed, and finding the fed input image.
+class choice as a one-hot feed, finding the fed input image, and running a big batch in chunks.
 
 `class_score_gradients(logits, wrt)` adds, once per (logits, wrt) pair and graph, a
 placeholder `viz/class_seed` shaped like the logits and the nodes of
@@ -98,6 +98,25 @@ def fed_image(feed: dict, node: Node, image: Optional[Node] = None) -> Tuple[Nod
     return image, value
 
 
+def run_batched(sess, fetches: Sequence[Node], feed: dict, x: Node, batch_size: int,
+                desc: Optional[str] = None) -> List[np.ndarray]:
+    """`sess.run(fetches, feed)` over the batch fed to `x` in chunks of `batch_size`, the results
+    joined along the batch axis; with `desc`, a progress bar (shown on a terminal only)."""
+    from tqdm.auto import tqdm
+    images = feed[x]
+    starts = range(0, len(images), batch_size)
+    parts = [sess.run(list(fetches), {**feed, x: images[start:start + batch_size]})
+             for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=None if desc else True)]
+    return [np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(len(fetches))]
+
+
+def check_positive(**values) -> None:
+    """ValueError naming the first of `values` that is not a positive int."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def example(index: int, n: int) -> int:
     """`index` checked against a batch of n (negative counts from the end)."""
     if not -n <= index < n:
@@ -105,4 +124,5 @@ def example(index: int, n: int) -> int:
     return index % n
 
 
-__all__ = ["check_logits", "class_score_gradients", "class_indices", "one_hot_seed", "fed_image", "example"]
+__all__ = ["check_logits", "class_score_gradients", "class_indices", "one_hot_seed", "fed_image", "run_batched",
+           "check_positive", "example"]

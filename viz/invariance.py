@@ -13,7 +13,7 @@ of the logits does; with `labels` the accuracy on the moved images is reported t
 from __future__ import annotations
 
 import os
-from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from minigraph.errors import ShapeError
 from minigraph.graph import Node
 
 from . import figures
-from .class_score import check_logits
+from .class_score import check_logits, check_positive, run_batched
 
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # (dy, dx) unit moves: right, left, down, up
 
@@ -73,6 +73,7 @@ def translation_invariance(sess, x: Node, logits: Node, images: np.ndarray, laye
     shifts = [int(s) for s in shifts]
     if not shifts or min(shifts) < 0:
         raise ValueError(f"shifts must be pixel counts >= 0, got {shifts!r}")
+    check_positive(batch_size=batch_size)
     if labels is not None and np.shape(labels) != (len(images),):
         raise ValueError(f"labels must be one per image ({len(images)}), got shape {np.shape(labels)}")
     if path is not None:
@@ -80,43 +81,46 @@ def translation_invariance(sess, x: Node, logits: Node, images: np.ndarray, laye
     names = list(layers)
     fetches = [layers[k] for k in names] + [logits]
 
-    def outputs(batch: np.ndarray):
-        parts = []
-        for start in range(0, len(batch), batch_size):
-            chunk = batch[start:start + batch_size]
-            parts.append([np.asarray(v) for v in sess.run(fetches, {**(feed or {}), x: chunk})])
-        return [np.concatenate(col) for col in zip(*parts)]
+    def run(batch: np.ndarray) -> List[np.ndarray]:
+        return run_batched(sess, fetches, {**(feed or {}), x: batch}, x, batch_size)
 
-    base = outputs(images)
-    base_pred = base[-1].argmax(axis=1)
-    keys = ["pixels"] + names + ["logits"]
-    change = {k: np.zeros(len(shifts)) for k in keys}
-    same = np.zeros(len(shifts))
-    accuracy = np.zeros(len(shifts)) if labels is not None else None
-    moves = [(s, dy, dx) for s in shifts for dy, dx in DIRECTIONS]
-    per_shift: Dict[int, Dict[str, list]] = {s: {k: [] for k in keys + ["same", "correct"]} for s in shifts}
-    for s, dy, dx in tqdm(moves, desc="translation invariance", unit="shift", leave=False, disable=None):
-        moved = shift_images(images, dy * s, dx * s)
-        outs = outputs(moved)
-        record = per_shift[s]
-        record["pixels"].append(relative_change(moved, images))
-        for k, out, ref in zip(names + ["logits"], outs, base):
-            record[k].append(relative_change(out, ref))
-        pred = outs[-1].argmax(axis=1)
-        record["same"].append(pred == base_pred)
-        if labels is not None:
-            record["correct"].append(pred == np.asarray(labels))
-    for i, s in enumerate(shifts):
-        for k in keys:
-            values = np.concatenate(per_shift[s][k])
-            change[k][i] = float(np.nanmean(values)) if np.any(~np.isnan(values)) else np.nan
-        same[i] = float(np.mean(np.concatenate(per_shift[s]["same"])))
-        if accuracy is not None:
-            accuracy[i] = float(np.mean(np.concatenate(per_shift[s]["correct"])))
-    result = Invariance(np.array(shifts), change, same, accuracy)
+    base = run(images)
+    rows = [_measure_shift(s, images, base, run, names, labels)
+            for s in tqdm(shifts, desc="translation invariance", unit="shift", leave=False, disable=None)]
+    change = {k: np.array([r[k] for r in rows]) for k in ["pixels", *names, "logits"]}
+    accuracy = np.array([r["accuracy"] for r in rows]) if labels is not None else None
+    result = Invariance(np.array(shifts), change, np.array([r["same"] for r in rows]), accuracy)
     if path is not None:
         draw(result, len(images), path, subtitle)
     return result
+
+
+def _measure_shift(s: int, images: np.ndarray, base: List[np.ndarray], run: Callable, names: List[str],
+                   labels: Optional[np.ndarray]) -> Dict[str, float]:
+    """The means of the module docstring for one shift s, over the images and the four directions:
+    "pixels", each name, "logits", "same" (unchanged predictions) and "accuracy" (None without labels)."""
+    rel: Dict[str, list] = {k: [] for k in ["pixels", *names, "logits"]}
+    same, correct = [], []
+    for dy, dx in DIRECTIONS:
+        moved = shift_images(images, dy * s, dx * s)
+        outs = run(moved)
+        rel["pixels"].append(relative_change(moved, images))
+        for k, out, ref in zip([*names, "logits"], outs, base):
+            rel[k].append(relative_change(out, ref))
+        pred = outs[-1].argmax(axis=1)
+        same.append(pred == base[-1].argmax(axis=1))
+        if labels is not None:
+            correct.append(pred == np.asarray(labels))
+    means: Dict[str, Optional[float]] = {k: _nanmean(np.concatenate(v)) for k, v in rel.items()}
+    means["same"] = float(np.mean(np.concatenate(same)))
+    means["accuracy"] = float(np.mean(np.concatenate(correct))) if labels is not None else None
+    return means
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """The mean of the defined values (NaN marks an all-zero reference), NaN if none is."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
 
 
 def draw(inv: Invariance, count: int, path, subtitle: Optional[str] = None):

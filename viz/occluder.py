@@ -19,7 +19,7 @@ from minigraph.errors import FeedError
 from minigraph.graph import Node
 
 from . import figures
-from .class_score import check_logits, class_indices, example
+from .class_score import check_logits, check_positive, class_indices, example, run_batched
 
 
 class Occlusion(NamedTuple):
@@ -37,13 +37,10 @@ def occlusion(sess, logits: Node, x: Node, feed: dict, class_index: int,
     """The occlusion map of example `index` of the batch fed to `x`, for class `class_index`
     (see the module docstring). With `path`, draws the input and the fall of the score
     (baseline - score) at each position, with a colour bar centred on no change."""
-    from tqdm.auto import tqdm
     classes = check_logits(logits)
     if x not in feed:
         raise FeedError(f"occlusion: the input {x.name!r} must be in the feed")
-    for name, value in (("patch", patch), ("stride", stride), ("batch_size", batch_size)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive(patch=patch, stride=stride, batch_size=batch_size)
     if path is not None:
         figures.check_path(path)
     batch = np.asarray(feed[x])
@@ -52,10 +49,7 @@ def occlusion(sess, logits: Node, x: Node, feed: dict, class_index: int,
     copies = occluded_copies(image, patch, stride, fill)
     grid = copies.shape[:2]
     flat = copies.reshape((-1,) + image.shape)
-    scores = np.empty(len(flat))
-    for start in tqdm(range(0, len(flat), batch_size), desc="occlusion", unit="batch", leave=False, disable=None):
-        chunk = flat[start:start + batch_size]
-        scores[start:start + len(chunk)] = sess.run(logits, {**feed, x: chunk})[:, k]
+    scores = run_batched(sess, [logits], {**feed, x: flat}, x, batch_size, desc="occlusion")[0][:, k]
     baseline = float(sess.run(logits, {**feed, x: image[None]})[0, k])
     result = Occlusion(scores.reshape(grid), baseline, k)
     if path is not None:

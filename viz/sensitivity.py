@@ -6,8 +6,9 @@ The map of example n is max over channels of |d logits[n, k] / d x[n]| (Simonyan
 "Deep inside convolutional networks"), the gradient built with `mg.gradients` (see
 `class_score`). With `smoothgrad=S`, the gradient is averaged over S copies of the input with
 Gaussian noise of standard deviation `noise` x (max - min of that image) added, before the
-absolute value (SmoothGrad, Smilkov et al. 2017): the copies are drawn from
-`np.random.default_rng(seed)`, copy s taking `standard_normal(x.shape)` in turn.
+absolute value (SmoothGrad, Smilkov et al. 2017; `smoothgrad=True` takes their 50 copies):
+the copies are drawn from `np.random.default_rng(seed)`, copy s taking
+`standard_normal(x.shape)` in turn.
 """
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ from typing import Optional, Union
 
 import numpy as np
 
+from minigraph.errors import FeedError
 from minigraph.graph import Node
 
 from . import figures
 from .class_score import ClassIndex, check_logits, class_indices, class_score_gradients, example, one_hot_seed
 
+SMOOTHGRAD_SAMPLES = 50  # `smoothgrad=True`: the number of noisy copies Smilkov et al. use
+
 
 def saliency(sess, logits: Node, x: Node, feed: dict, class_index: ClassIndex,
-             path: Union[str, os.PathLike, None] = None, smoothgrad: int = 0, noise: float = 0.15,
+             path: Union[str, os.PathLike, None] = None, smoothgrad: Union[int, bool] = 0, noise: float = 0.15,
              seed: int = 0, index: int = 0, subtitle: Optional[str] = None) -> np.ndarray:
     """The saliency maps (N, H, W) of the images fed to `x` for class `class_index` (an int, or
     one per example), as the module docstring defines them. `feed` holds `x` and anything else
@@ -31,6 +35,7 @@ def saliency(sess, logits: Node, x: Node, feed: dict, class_index: ClassIndex,
     the input, each with its colour bar."""
     if path is not None:
         figures.check_path(path)
+    smoothgrad = SMOOTHGRAD_SAMPLES if smoothgrad is True else smoothgrad
     grads = score_gradient(sess, logits, x, feed, class_index, smoothgrad, noise, seed)
     maps = np.abs(grads).max(axis=1)
     if path is not None:
@@ -46,8 +51,9 @@ def score_gradient(sess, logits: Node, x: Node, feed: dict, class_index: ClassIn
     from tqdm.auto import tqdm
     classes = check_logits(logits)
     if x not in feed:
-        from minigraph.errors import FeedError
         raise FeedError(f"saliency: the input {x.name!r} must be in the feed")
+    if smoothgrad is True:
+        smoothgrad = SMOOTHGRAD_SAMPLES
     if not isinstance(smoothgrad, (int, np.integer)) or smoothgrad < 0:
         raise ValueError(f"smoothgrad must be a number of noisy samples >= 0, got {smoothgrad!r}")
     if not noise >= 0:

@@ -26,6 +26,7 @@ from minigraph.errors import ShapeError
 from minigraph.graph import Node
 
 from . import figures
+from .class_score import check_positive
 
 
 def filters(sess, weights: Node, path: Union[str, os.PathLike, None] = None, max_filters: int = 32,
@@ -35,9 +36,7 @@ def filters(sess, weights: Node, path: Union[str, os.PathLike, None] = None, max
     if weights.ndim not in (2, 4):
         raise ShapeError(f"filters: {weights.name!r} must be conv weights (F, C, KH, KW) or (F, C), "
                          f"got shape {weights.shape}")
-    for name, value in (("max_filters", max_filters), ("max_channels", max_channels)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive(max_filters=max_filters, max_channels=max_channels)
     if path is not None:
         figures.check_path(path)
     w = np.asarray(sess.run(weights))

@@ -41,6 +41,9 @@ def test_smoothgrad_averages_the_gradient_of_noisy_copies(tiny, images):
     np.testing.assert_allclose(sal, np.abs(total / samples).max(axis=1), rtol=1e-10, atol=1e-12)
     plain = mg.viz.saliency(tiny.sess, tiny.logits, tiny.x, {tiny.x: images}, 1)
     assert not np.allclose(sal, plain)
+    np.testing.assert_array_equal(
+        mg.viz.saliency(tiny.sess, tiny.logits, tiny.x, {tiny.x: images}, 1, smoothgrad=True, noise=noise, seed=seed),
+        mg.viz.saliency(tiny.sess, tiny.logits, tiny.x, {tiny.x: images}, 1, smoothgrad=50, noise=noise, seed=seed))
     no_noise = mg.viz.saliency(tiny.sess, tiny.logits, tiny.x, {tiny.x: images}, 1, smoothgrad=3, noise=0.0)
     np.testing.assert_allclose(no_noise, plain, rtol=1e-12)
 
