@@ -52,6 +52,15 @@ def _add_summary(sub) -> None:
 _SUBCOMMANDS += [_add_render, _add_summary]
 
 
+def _add_visualize(sub) -> None:
+    """`minigraph visualize`: pictures of what the digits model learned (minigraph/visualize.py)."""
+    from .visualize import add_command
+    add_command(sub)
+
+
+_SUBCOMMANDS += [_add_visualize]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -5,6 +5,8 @@
 2. prints GoogLeNet's summary: parameters and multiply-adds per layer (Table 1);
 3. trains mini_inception on the 8x8 digits for a few epochs (`minigraph train`'s loop),
    writing metrics.json, a checkpoint and (with matplotlib) loss.png;
+4. draws what the trained network learned (`minigraph visualize` on test image 0): filters,
+   feature maps, saliency, Grad-CAM, occlusion and translation invariance;
 
 and says where each file is.
 """
@@ -15,9 +17,12 @@ import time
 from typing import List, Optional, Tuple
 
 from .train import TrainConfig, fit
+from .visualize import print_files, visualize_digits
+from minigraph.viz.figures import MatplotlibNotFoundError
 
 DEMO_EPOCHS = TrainConfig().epochs  # the default run, which reaches >= 98%
 DEMO_OUT = "runs/demo"
+VISUALIZE_INDEX = 0  # the test image whose explanations the demo draws
 
 
 def _draw(target, path: str, **options) -> Tuple[str, Optional[str]]:
@@ -54,7 +59,8 @@ def draw_diagrams(out: str) -> List[Tuple[str, str]]:
 
 
 def run_demo(out: str = DEMO_OUT, epochs: int = DEMO_EPOCHS, progress: bool = True) -> dict:
-    """Diagrams, summary and a short training run in `out`; returns the training metrics."""
+    """Diagrams, summary, a short training run and pictures of what it learned in `out`; returns
+    the training metrics."""
     start = time.perf_counter()
     os.makedirs(out, exist_ok=True)
     files = draw_diagrams(out)
@@ -65,17 +71,20 @@ def run_demo(out: str = DEMO_OUT, epochs: int = DEMO_EPOCHS, progress: bool = Tr
     files += [(what, written[role]) for role, what in (("metrics", "training metrics"),
                                                        ("loss_curves", "loss and accuracy curves"),
                                                        ("checkpoint", "checkpoint")) if written[role]]
+    print(f"drawing what the network learned, for test image {VISUALIZE_INDEX}")
+    try:
+        files += visualize_digits(written["checkpoint"], VISUALIZE_INDEX, os.path.join(out, "visualize"))
+    except MatplotlibNotFoundError as exc:  # a plain install: the pictures need the plot extra
+        print(f"note: {exc}")
     print(f"\nfinal test accuracy {metrics['test_accuracy']:.4f} after {epochs} epochs "
           f"({time.perf_counter() - start:.0f} s in all). Files:")
-    width = max(len(what) for what, _ in files)
-    for what, path in files:
-        print(f"  {what.ljust(width)}  {path}")
+    print_files(files)
     return metrics
 
 
 def add_command(subparsers) -> None:
     """Register `minigraph demo` on the CLI's subparsers."""
-    p = subparsers.add_parser("demo", help="draw Inception, summarise GoogLeNet, train on digits",
+    p = subparsers.add_parser("demo", help="draw Inception, summarise GoogLeNet, train on digits, see inside",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=DEMO_OUT, help=f"output folder (default {DEMO_OUT})")
     p.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")

@@ -2,7 +2,7 @@
 
     minigraph render inception [-o FILE] [--optimized]                       Figure 2(b): Inception module 3a
     minigraph render googlenet [-o FILE] [--collapse] [--aux] [--optimized]  Figure 3: the whole network
-    minigraph summary googlenet [--json] [--aux]               Table 1: params and MACs per layer
+    minigraph summary googlenet [--json] [--aux] [--unshared]                Table 1: params and MACs per layer
 
 The format of a diagram is its file's suffix (.svg by default, .png, .pdf, .gv).
 """
@@ -59,7 +59,7 @@ def _summary(args) -> int:
         json.dump(table.to_dict(), sys.stdout, indent=2)
         print()
     else:
-        print(table)
+        print(table.table(unshared=args.unshared))
     return 0
 
 
@@ -85,6 +85,9 @@ def add_summary_command(subparsers) -> None:
     p.add_argument("network", choices=("googlenet",), help="the network to summarise")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--aux", action="store_true", help="with the two auxiliary classifiers")
+    p.add_argument("--unshared", action="store_true",
+                   help="add a column: the parameters each layer would need without weight sharing "
+                        "(locally connected: its own weights and bias at every output position)")
     p.set_defaults(func=_summary)
 
 

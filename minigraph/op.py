@@ -8,7 +8,8 @@ An op is a frozen dataclass whose fields are its attributes. It has four parts:
   the reference and the fallback: faster kernels register per backend (`minigraph.dispatch`).
 - `gradient(node, out_grad)`: a list with one graph node (or None) per input, built with
   the public builders; autodiff calls it inside the `<node name>_grad` scope.
-- `cost(node) -> Cost`: parameters and multiply-adds for `summary` (zero by default).
+- `cost(node) -> Cost`: parameters and multiply-adds for `summary` (zero by default), and for
+  ops that share weights over positions, the parameters they would need without sharing.
 
 Ops that need session state (variables, random numbers) override `run(ctx, node, arrays)`
 instead of `forward`; `ctx` is the executor's `RunContext`.
@@ -55,10 +56,16 @@ from .spec import Spec, as_dtype, as_shape, fmt, shapes_compatible
 
 
 class Cost(NamedTuple):
-    """What a node contributes to a model summary."""
+    """What a node contributes to a model summary.
+
+    `unshared_params`: the parameters the node would need without weight sharing (a locally
+    connected layer: its own weights and bias at every output position), for ops that share
+    weights over positions (convolutions); None for ops that share none.
+    """
 
     params: int = 0
     macs: int = 0
+    unshared_params: Optional[int] = None
 
 
 _REGISTRY: Dict[str, type] = {}

@@ -111,9 +111,10 @@ class Conv2D(_Geometry, Op):
         return grads
 
     def cost(self, node) -> Cost:
-        """params: elements of the filter and bias inputs; macs: see `conv_cost_macs`."""
+        """params: elements of the filter and bias inputs; macs: see `conv_cost_macs`;
+        unshared_params: see `unshared_params`."""
         params = sum(num_elements(x.shape) or 0 for x in node.inputs[1:])
-        return Cost(params, conv_cost_macs(node.shape, node.inputs[1].shape))
+        return Cost(params, conv_cost_macs(node.shape, node.inputs[1].shape), unshared_params(params, node.shape))
 
     def with_bias(self, node, bias):
         return epilogue_bias(self, node, bias)
@@ -254,6 +255,17 @@ def epilogue_bias(op, node, bias):
     if tuple(bias.shape) not in ((f, 1, 1), (1, f, 1, 1)) or bias.dtype != node.dtype:
         return None
     return op
+
+
+def unshared_params(params: int, out_shape) -> int:
+    """The parameters of the same layer without weight sharing (locally connected): one copy
+    of the filter weights and bias, `params` in all, per output position, OH x OW of them.
+
+    The seed's example: 32x32x3 in, 20 filters 8x8x3, stride 2, padding 1 -> 14x14x20:
+    (8*8*3 + 1) * 20 = 3,860 shared, x 14*14 = 756,560 unshared. 0 when OH or OW is unknown.
+    """
+    positions = num_elements(tuple(out_shape[2:]))
+    return params * positions if positions is not None else 0
 
 
 def conv_cost_macs(out_shape, w_shape) -> int:

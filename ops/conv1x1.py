@@ -20,7 +20,7 @@ from minigraph.spec import Spec, dims_compatible, fmt, num_elements
 from minigraph.text import TIMES
 
 from . import conv_kernels
-from .conv import ACTIVATION_NAMES, _check_bias, epilogue_bias
+from .conv import ACTIVATION_NAMES, _check_bias, epilogue_bias, unshared_params
 from .elementwise import relu_grad
 from .reductions import sum as reduce_sum
 from .shape import reshape, reshape_like, transpose
@@ -68,12 +68,14 @@ class Conv1x1(Op):
         return grads
 
     def cost(self, node) -> Cost:
-        """params: elements of w and b; macs: output elements x C (batch None counts as 1)."""
+        """params: elements of w and b; macs: output elements x C (batch None counts as 1);
+        unshared_params: params x H x W (its own w and b at every pixel, see `conv.unshared_params`)."""
         x, w = node.inputs[:2]
         params = sum(num_elements(v.shape) or 0 for v in node.inputs[1:])
         outs = num_elements((node.shape[0] or 1,) + tuple(node.shape[1:]))
         c = x.shape[1]
-        return Cost(params, outs * c if outs is not None and c is not None else 0)
+        return Cost(params, outs * c if outs is not None and c is not None else 0,
+                    unshared_params(params, node.shape))
 
     def with_bias(self, node, bias):
         return epilogue_bias(self, node, bias)

@@ -35,6 +35,9 @@ class MatMul(Op):
         return [matmul(g, transpose(b)), matmul(transpose(a), g)]
 
     def cost(self, node) -> Cost:
+        """macs: n x k x m (n None counts as 1). Every output has its own column of weights, so
+        nothing is shared over positions: unshared_params stays None (a dense layer's weights
+        count the same with and without weight sharing)."""
         n, m = node.shape
         k = node.inputs[0].shape[1]
         return Cost(0, (n or 1) * m * k if None not in (m, k) else 0)

@@ -199,7 +199,21 @@ def test_str_and_to_dict(googlenet_summary):
     d = json.loads(json.dumps(googlenet_summary.to_dict()))
     assert d["total_params"] == googlenet_summary.total_params
     assert d["rows"][1] == {"name": "conv1", "kind": "conv2d", "output_shape": [None, 64, 112, 112],
-                            "params": 9472, "macs": 118_013_952}
+                            "params": 9472, "macs": 118_013_952, "unshared_params": 112 * 112 * 9472}
+    assert d["total_unshared_params"] == googlenet_summary.total_unshared_params
+    assert "unshared" not in lines[0]
+
+
+def test_table_with_the_unshared_column(googlenet_summary):
+    lines = googlenet_summary.table(unshared=True).splitlines()
+    assert lines[0].split() == ["name", "kind", "output", "(C", "x", "H", "x", "W)", "params", "params",
+                                "unshared", "MACs"]
+    row = next(line for line in lines if line.startswith("conv1 "))
+    assert row.split()[-3:] == ["9,472", f"{112 * 112 * 9472:,}", "118,013,952"]
+    assert lines[-1].split() == ["total", "6,998,552", f"{googlenet_summary.total_unshared_params:,}",
+                                 "1,582,671,872"]
+    widths = {len(line) for line in lines if set(line) != {"-"}}
+    assert max(widths) == len(lines[1])
 
 
 def test_bad_arguments():
@@ -283,3 +297,80 @@ def test_markdown_and_text_forms(googlenet_summary):
     p = Printer()
     googlenet_summary._repr_pretty_(p, False)
     assert p.text_out == str(googlenet_summary)
+# ---------------------------------------------------------------------------------
+# parameters without weight sharing (the seed's section 5.4 / 5.5)
+
+
+def seed_layer(padding):
+    """The seed's example: 32x32x3 input, 20 filters of 8x8x3, stride 2, with `padding`."""
+    with mg.Graph():
+        x = mg.placeholder((None, 3, 32, 32), name="input")
+        with mg.name_scope("conv"):
+            w = mg.variable(np.zeros((20, 3, 8, 8), "float32"), name="weights")
+            b = mg.variable(np.zeros(20, "float32"), name="bias")
+            y = mg.ops.conv2d(x, w, b, stride=2, padding=padding)
+        return y, mg.summary(y)
+
+
+def test_the_seeds_sharing_example():
+    """(32 - 8 + 2*1)/2 + 1 = 14: 14x14x20 outputs, each with 8*8*3 weights + 1 bias unshared."""
+    y, s = seed_layer(1)
+    assert y.shape == (None, 20, 14, 14)
+    assert s["conv"].params == (8 * 8 * 3 + 1) * 20 == 3_860
+    assert s["conv"].unshared_params == (8 * 8 * 3 + 1) * (14 * 14 * 20) == 756_560
+    assert s["input"].unshared_params == 0
+    assert (s.total_params, s.total_unshared_params) == (3_860, 756_560)
+    assert y.op.cost(y).unshared_params == 756_560
+    y, s = seed_layer("VALID")  # (32 - 8)/2 + 1 = 13
+    assert y.shape == (None, 20, 13, 13)
+    assert (s["conv"].params, s["conv"].unshared_params) == (3_860, (8 * 8 * 3 + 1) * 13 * 13 * 20) == (3_860, 652_340)
+
+
+def unshared_conv(k, c, f, hw):
+    """A k x k conv from c to f channels at an hw x hw output, without sharing: every output
+    unit has its own k*k*c weights and bias."""
+    return hw * hw * f * (k * k * c + 1)
+
+
+def test_googlenet_total_with_and_without_sharing(googlenet_summary):
+    expected = {
+        "conv1": unshared_conv(7, 3, 64, 112),
+        "conv2": unshared_conv(1, 64, 64, 56) + unshared_conv(3, 64, 192, 56),
+        "fc": 1024 * 1000 + 1000,  # a dense layer shares nothing: the same both ways
+    }
+    for name, (c_in, hw, c1, c3r, c3, c5r, c5, pp) in TABLE1.items():
+        expected[name] = (unshared_conv(1, c_in, c1, hw) + unshared_conv(1, c_in, c3r, hw)
+                          + unshared_conv(3, c3r, c3, hw) + unshared_conv(1, c_in, c5r, hw)
+                          + unshared_conv(5, c5r, c5, hw) + unshared_conv(1, c_in, pp, hw))
+    s = googlenet_summary
+    for row in s.rows:
+        assert row.unshared_params == expected.get(row.name, 0), row.name
+    assert s.total_params == 6_998_552
+    assert s.total_unshared_params == sum(expected.values()) == 1_585_899_032
+
+
+def test_unshared_counts_tied_filters_per_use_and_dense_weights_once():
+    with mg.Graph():
+        x = mg.placeholder((None, 2, 6, 6), name="x")
+        w = mg.variable(np.zeros((3, 2, 3, 3), "float32"), name="w")      # one filter, two convs
+        with mg.name_scope("a"):
+            a = mg.ops.conv2d(x, w, padding="VALID")                          # 3 x 4 x 4
+        with mg.name_scope("b"):
+            b = mg.ops.conv2d(x, w, stride=2, padding="SAME")                 # 3 x 3 x 3
+        with mg.name_scope("free"):
+            f = mg.ops.conv2d(x, mg.placeholder((3, 2, 3, 3), name="k"))     # a fed filter: no parameters
+        h = mg.layers.dense(mg.ops.concat([mg.ops.flatten(a), mg.ops.flatten(b)], axis=1), 5, name="fc")
+        s = mg.summary([h, f])
+    assert s["w"].params == 54 and s["w"].unshared_params == 0               # counted where it is used
+    assert s["a"].unshared_params == 54 * 16 and s["b"].unshared_params == 54 * 9
+    assert s["free"].params == s["free"].unshared_params == 0
+    assert s["fc"].params == s["fc"].unshared_params == (48 + 27) * 5 + 5
+    assert s.total_unshared_params == 54 * 25 + 380
+
+
+def test_summary_unshared_command(capsys):
+    from minigraph.cli import main
+    assert main(["summary", "googlenet", "--unshared"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "params unshared" in lines[0]
+    assert lines[-1].split()[-2] == "1,585,899,032"

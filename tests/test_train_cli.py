@@ -102,7 +102,7 @@ def test_demo_writes_and_lists_every_file(tmp_path, capsys):
     assert rc == 0
     assert "inception_5b" in printed and "total" in printed  # the GoogLeNet summary
     listed = [line.split()[-1] for line in printed.splitlines() if line.startswith("  ") and str(tmp_path) in line]
-    assert len(listed) == 5
+    assert len(listed) == 5 + 11  # diagrams, training files, then the pictures of `minigraph visualize`
     for path in listed:
         assert os.path.getsize(path) > 0
     assert any(p.endswith("googlenet.svg") or p.endswith("googlenet.gv") for p in listed)

@@ -276,8 +276,9 @@ def test_cost_counts_filter_and_bias_and_per_example_macs():
         y = ops.conv2d(x, mg.variable(np.zeros((4, 3, 3, 3), "float32")), mg.variable(np.zeros(4, "float32")),
                        stride=2, padding="SAME")
         y2 = ops.conv2d(mg.placeholder((5, 3, 8, 8)), mg.variable(np.zeros((4, 3, 3, 3), "float32")))
-    assert y.op.cost(y) == mg.Cost(4 * 3 * 3 * 3 + 4, (4 * 4 * 4) * (3 * 3 * 3))
-    assert y2.op.cost(y2) == mg.Cost(4 * 3 * 3 * 3, 5 * (4 * 6 * 6) * (3 * 3 * 3))
+    # without weight sharing: the filter and bias once per output position (4 x 4, then 6 x 6)
+    assert y.op.cost(y) == mg.Cost(4 * 3 * 3 * 3 + 4, (4 * 4 * 4) * (3 * 3 * 3), (4 * 3 * 3 * 3 + 4) * 4 * 4)
+    assert y2.op.cost(y2) == mg.Cost(4 * 3 * 3 * 3, 5 * (4 * 6 * 6) * (3 * 3 * 3), 4 * 3 * 3 * 3 * 6 * 6)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, message", [

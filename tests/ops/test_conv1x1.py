@@ -79,7 +79,7 @@ def test_cost():
     with mg.Graph():
         y = ops.conv1x1(mg.placeholder((None, 192, 28, 28)), mg.variable(np.zeros((64, 192), "float32")),
                         mg.variable(np.zeros(64, "float32")))
-    assert y.op.cost(y) == mg.Cost(64 * 192 + 64, 64 * 28 * 28 * 192)
+    assert y.op.cost(y) == mg.Cost(64 * 192 + 64, 64 * 28 * 28 * 192, (64 * 192 + 64) * 28 * 28)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, message", [
