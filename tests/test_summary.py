@@ -274,7 +274,7 @@ def test_html_table_for_jupyter(googlenet_summary):
 
 def test_html_escapes_and_markdown_quotes_what_the_cells_hold():
     from minigraph.summary import Row, Summary
-    s = Summary([Row("a<b>&c", "x|y", (None, 3), 1, 2)])  # names from the graph never hold these; kinds may
+    s = Summary([Row("a<b>&c", "x|y", (None, 3), 1, 2, 5)])  # names from the graph never hold these; kinds may
     assert "| a&lt;b&gt;&amp;c | x\\|y |" in s.to_markdown()
     html = s.to_html()
     assert "a&lt;b&gt;&amp;c" in html and "a<b>" not in html
