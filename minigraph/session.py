@@ -21,6 +21,7 @@ import numpy as np
 
 from . import dispatch, numerics
 from .backend import Backend, get_backend
+from .cuda.graphs import runner_for
 from .errors import FeedError, GraphError
 from .fetches import flatten_fetches
 from .graph import Graph, Node, get_default_graph
@@ -207,7 +208,7 @@ class Session:
         self._lock.acquire(write=plan.writes_state)
         try:
             with self.runtime.run_scope() if plan.uses_blas else contextlib.nullcontext():
-                outs = plan.execute(ctx, values, signature, timings, self._check)
+                outs = runner_for(self.runtime).execute(plan, ctx, values, signature, timings, self._check)
             outs = [v.copy() if alias else v for v, alias in zip(outs, plan.fetch_aliases_state)]
         finally:
             self._lock.release(write=plan.writes_state)
