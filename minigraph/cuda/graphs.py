@@ -29,7 +29,7 @@ import contextlib
 import os
 import threading
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from minigraph.op import Variable
 from minigraph.runtime import DeviceRuntime
@@ -77,6 +77,10 @@ class CupyCapture:
     def launch(self, graph) -> None:
         import cupy
         graph.launch(stream=cupy.cuda.get_current_stream())
+
+    def pool_bytes(self) -> int:
+        """Device memory held by the captured graphs' private pool."""
+        return self._pool.total_bytes() if self._pool is not None else 0
 
 
 class _Entry:
