@@ -253,5 +253,21 @@ def concat(rt, op, *xs):
     return y
 
 
-__all__ = ["max_pool", "max_pool_argmax", "max_pool_grad", "max_pool_grad_grad", "avg_pool", "avg_pool_grad",
+# scalars made on the device, not copied from the host (a host copy cannot be captured) ----
+
+
+def _any(op, shapes, rt):
+    return 3.0 if status.fused_enabled() else None
+
+
+@register_kernel("reciprocal_count", "cupy", "fused", score=_any)
+def reciprocal_count(rt, op, x):
+    """1 / the number of elements of x along op.axes, filled on the device."""
+    count = 1
+    for a in op.axes:
+        count *= x.shape[a]
+    return rt.xp.full((), 1.0 / max(count, 1), dtype=x.dtype)
+
+
+__all__ = ["reciprocal_count", "max_pool", "max_pool_argmax", "max_pool_grad", "max_pool_grad_grad", "avg_pool", "avg_pool_grad",
            "channel_window_sum", "local_response_norm", "softmax_cross_entropy", "softmax", "concat"]

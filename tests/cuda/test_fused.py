@@ -192,3 +192,36 @@ def test_cuda_source_declares_one_global_function_per_kernel():
         assert f'extern "C" __global__ void {spec.name}(' in src
         assert "typedef float T;" in src and "typedef unsigned char I;" in src
         assert src.count("__global__") == 1
+
+
+def test_cuda_source_compiles_with_nvrtc_for_hopper():
+    """NVRTC compiles without a GPU: every kernel, both element types and both index types, to
+    PTX for compute_90, with an empty log (no warnings). Needs NVIDIA's Python bindings and the
+    NVRTC library (e.g. cuda-bindings and nvidia-cuda-nvrtc, which CuPy installs bring)."""
+    nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (NVRTC) is not installed")
+    try:
+        nvrtc.nvrtcVersion()
+    except Exception as exc:  # the bindings are there, the library is not
+        pytest.skip(f"the NVRTC library does not load: {exc}")
+    ok = nvrtc.nvrtcResult.NVRTC_SUCCESS
+    for spec in list(fused_src.KERNELS.values()) + [fused_src.concat_spec(k) for k in CONCAT_SIZES]:
+        for dtype in ("float32", "float64"):
+            for index in ("uint8", "int32"):
+                err, prog = nvrtc.nvrtcCreateProgram(fused_src.cuda_source(spec, dtype, index).encode(),
+                                                     f"{spec.name}.cu".encode(), 0, [], [])
+                assert err == ok
+                opts = [b"--gpu-architecture=compute_90", b"--std=c++14"]
+                (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+                _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+                log = b" " * size
+                nvrtc.nvrtcGetProgramLog(prog, log)
+                text = log.decode(errors="replace").strip("\x00 \n")
+                assert err == ok and text == "", f"{spec.name} {dtype} {index}: {text}"
+
+
+def test_reciprocal_count_is_filled_not_copied():
+    from minigraph.ops.reductions import ReciprocalCount
+    x = np.zeros((3, 4, 5), "float32")
+    out = fused.reciprocal_count(RT, ReciprocalCount((0, 2)), x)
+    assert out.shape == () and out.dtype == np.float32 and out == np.float32(1 / 15)
+    assert out == ReciprocalCount((0, 2)).forward(np, x)
