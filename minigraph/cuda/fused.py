@@ -215,15 +215,19 @@ def _capturing(xp) -> bool:
 
 @register_kernel("softmax_cross_entropy", "cupy", "fused", score=_rows)
 def softmax_cross_entropy(rt, op, logits, labels):
-    """Mean over rows of logsumexp(row) - row[label]: one row per thread, then a mean. Out-of-range
-    labels raise ValueError as on NumPy (one small host check), except while a CUDA graph is
-    captured, where the loss becomes NaN instead (no host sync is allowed then)."""
+    """Mean over rows of logsumexp(row) - row[label]: one row per thread, then a mean. An empty
+    batch or out-of-range labels raise FeedError as the generic kernel does (one small host
+    check), except while a CUDA graph is captured, where a bad label makes the loss NaN instead
+    (no host sync is allowed then)."""
+    from minigraph.errors import FeedError
     xp = rt.xp
     n, k = logits.shape
-    if labels.size and not _capturing(xp):
+    if n == 0:
+        raise FeedError("the batch is empty: the mean loss over 0 examples is undefined")
+    if not _capturing(xp):
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= k:
-            raise ValueError(f"softmax_cross_entropy: labels must lie in [0, {k}), got values from {lo} to {hi}")
+            raise FeedError(f"labels must lie in [0, {k}), got values from {lo} to {hi}")
     labels = labels if labels.dtype == np.int64 else labels.astype(np.int64)
     rows = xp.empty(n, dtype=logits.dtype)
     _launch(fused_src.SOFTMAX_XENT_ROWS, logits.dtype, n, (logits, labels, rows) + _i64(k) + _strides(logits))

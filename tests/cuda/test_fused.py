@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from minigraph.cuda import fused, fused_src
+from minigraph.errors import FeedError
 from minigraph.ops.concat import Concat
 from minigraph.ops.kernels import resolve_padding
 from minigraph.ops.nn import ChannelWindowSum, LocalResponseNorm, Softmax, SoftmaxCrossEntropy
@@ -172,8 +173,10 @@ def test_softmax_and_cross_entropy_rows_match_the_generic_kernels(cpu, dtype):
     np.testing.assert_allclose(got, op.forward(np, logits, labels), rtol=tol)
     np.testing.assert_allclose(fused.softmax(RT, Softmax(1), logits.T.copy().T), Softmax(1).forward(np, logits),
                                rtol=tol, atol=tol)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 11\), got values from 0 to 11"):
+    with pytest.raises(FeedError, match=r"labels must lie in \[0, 11\), got values from 0 to 11"):
         fused.softmax_cross_entropy(RT, op, logits, np.array([0, 1, 2, 3, 4, 11]))
+    with pytest.raises(FeedError, match="the batch is empty"):
+        fused.softmax_cross_entropy(RT, op, logits[:0], labels[:0])
 
 
 @pytest.mark.parametrize("k", CONCAT_SIZES)
