@@ -12,8 +12,9 @@ runtime, `GraphRunner.execute`:
 2. then captures one run on a private stream, with a private memory pool (so no one else
    is ever handed the graph's buffers): feeds are copied into static input buffers first,
    the fetched values are the graph's static outputs;
-3. replays: copies the new feeds into the static inputs, launches the graph on the current
-   stream and returns copies of the static outputs (results never alias the graph).
+3. replays: copies the new feeds into the static inputs, launches the graph and returns
+   copies of the static outputs (results never alias the graph), all on the private stream,
+   ordered after the caller's stream and before its next work (`CupyCapture`).
 
 A captured graph reads the session's variable buffers at fixed addresses, so each replay first
 checks that every variable the plan reads is still the same buffer (`set_value` or an
@@ -38,7 +39,11 @@ from . import status
 
 
 class CupyCapture:
-    """Stream capture with CuPy: a private non-blocking stream and a private memory pool."""
+    """Stream capture with CuPy on a private non-blocking stream with a private memory pool.
+
+    Every write into the graphs' memory happens on that one stream (static inputs, captures,
+    replays, the copies of the outputs), ordered after the caller's current stream and before
+    its next work, so graphs whose buffers the pool shares never run at the same time."""
 
     def __init__(self):
         self._stream = None
@@ -52,18 +57,27 @@ class CupyCapture:
         return cupy
 
     @contextlib.contextmanager
-    def allocating(self):
-        """Allocations inside come from the private pool (the graph's buffers)."""
-        cupy = self._setup()
-        with cupy.cuda.using_allocator(self._pool.malloc):
-            yield
-
-    def capture(self, fn):
-        """(graph, fn's result) with fn's device work recorded on the private stream, not run."""
+    def _on_private_stream(self):
+        """Inside: the private stream is current, after all work queued so far on the caller's;
+        on leaving, the caller's stream waits for what was queued inside."""
         cupy = self._setup()
         current = cupy.cuda.get_current_stream()
-        self._stream.wait_event(current.record())  # static inputs are written on `current`
-        with self.allocating(), self._stream:
+        self._stream.wait_event(current.record())
+        try:
+            with self._stream:
+                yield cupy
+        finally:
+            current.wait_event(self._stream.record())
+
+    def static_copies(self, values) -> list:
+        """Copies of `values` in the private pool (a graph's static inputs)."""
+        with self._on_private_stream() as cupy, cupy.cuda.using_allocator(self._pool.malloc):
+            return [v.copy() for v in values]
+
+    def capture(self, fn):
+        """(graph, fn's result) with fn's device work recorded on the private stream, not run;
+        fn's allocations come from the private pool."""
+        with self._on_private_stream() as cupy, cupy.cuda.using_allocator(self._pool.malloc):
             self._stream.begin_capture()
             try:
                 result = fn()
@@ -74,9 +88,14 @@ class CupyCapture:
             graph = self._stream.end_capture()
         return graph, result
 
-    def launch(self, graph) -> None:
-        import cupy
-        graph.launch(stream=cupy.cuda.get_current_stream())
+    def replay(self, graph, inputs, feeds, outputs) -> list:
+        """Copy `feeds` into the static `inputs`, launch `graph`, return copies of its `outputs`
+        (ordinary allocations, which the caller's stream may use at once)."""
+        with self._on_private_stream():
+            for static, value in zip(inputs, feeds):
+                static[...] = value
+            graph.launch(stream=self._stream)
+            return [v.copy() for v in outputs]
 
     def pool_bytes(self) -> int:
         """Device memory held by the captured graphs' private pool."""
@@ -123,11 +142,8 @@ class GraphRunner:
             entry = self._entries.setdefault(plan, {}).setdefault(signature, _Entry())
             entry.runs += 1
             if self._ready(entry, plan, ctx, feeds, signature):
-                for static, value in zip(entry.inputs, feeds):
-                    static[...] = value
-                self.device.launch(entry.graph)
                 self._stats["replays"] += 1
-                return [v.copy() for v in entry.outputs]
+                return self.device.replay(entry.graph, entry.inputs, feeds, entry.outputs)
         return self._direct(plan, ctx, feeds, signature)
 
     def _ready(self, entry: _Entry, plan, ctx, feeds, signature) -> bool:
@@ -152,8 +168,7 @@ class GraphRunner:
         variables = [(step.node, ctx.read_variable(step.node)) for step in plan.steps
                      if isinstance(step.op, Variable)]
         try:
-            with self.device.allocating():
-                inputs = [v.copy() for v in feeds]
+            inputs = self.device.static_copies(feeds)
             graph, outputs = self.device.capture(lambda: plan.execute(ctx, inputs, signature, None))
         except Exception as exc:  # any refusal: this signature runs uncaptured from now on
             entry.disabled = True
