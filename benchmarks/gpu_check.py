@@ -3,18 +3,21 @@
     python3 benchmarks/gpu_check.py [--out DIR] [--quick]
 
 Made for this project's device machine (one H200, CUDA 13, CuPy, PyTorch, pytest, numpy,
-networkx, no internet) and about 9 minutes of it. Wheels it lacks travel in `.whl/` (ignored by
-git, carried with the run) and are installed first into /tmp/site. Fetch them on the
-development machine once:
+networkx, no internet) and about 8 minutes of it (the stage limits add up to 495 s). Wheels
+it lacks travel in `.whl/` (ignored by git, carried with the run) and are installed first
+into /tmp/site. Fetch them on the development machine once:
 
     echo /.whl/ >> .git/info/exclude
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \\
         -d .whl nvidia-cudnn-frontend==1.32.0 graphviz
 
-and run it there with `.whl` carried and a timeout_s of about 560:
+and run it there with `.whl` carried and a timeout_s of about 540:
 
     python3 benchmarks/gpu_check.py --out $OUT
+
+If `import cudnn` there cannot find libcudnn (it looks in the interpreter's site-packages for
+nvidia-cudnn-cu13), point LD_LIBRARY_PATH at that package's nvidia/cudnn/lib first.
 
 Stages, each a subprocess with its own time limit (a stage that runs out is recorded as such
 and the next one starts; `--quick` halves the limits):
@@ -25,7 +28,7 @@ and the next one starts; `--quick` halves the limits):
    gradients of gradients) and tests/cuda, on the cuDNN + fused kernels + CUDA graphs path;
 4. bench: GoogLeNet fwd+bwd at batch 32 and 128 and Inception(3a) fwd+bwd at batch 32 against
    PyTorch CUDA (TF32 off on both sides, best of NCHW/channels_last), interleaved, medians of
-   10; results compared; peak device memory of both; minigraph's NCHW cuDNN layout on GoogLeNet
+   7; results compared; peak device memory of both; minigraph's NCHW cuDNN layout on GoogLeNet
    b32 as the layout check; one GoogLeNet SGD training step of each;
 5. fallback: the consistency suite and tests/cuda with cuDNN, the fused kernels and CUDA graphs
    all off (the generic kernels);
@@ -49,7 +52,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "benchmarks")
-LIMITS = dict(install=60, probe=40, tests=170, bench=200, fallback=80, train=50)  # seconds, ~600 in all
+LIMITS = dict(install=45, probe=30, tests=150, bench=170, fallback=60, train=40)  # seconds, ~500 in all
 
 
 # -------------------------------------------------------------------------------------
@@ -256,7 +259,7 @@ def torch_step(layers, weights, x, labels, loss_kind, channels_last, train=False
     return step, net
 
 
-def interleaved(steps, reps=10, warmup=3):
+def interleaved(steps, reps=7, warmup=3):
     """Median milliseconds of each step, timed in turns (warm-up runs first)."""
     for s in steps.values():
         for _ in range(warmup):
@@ -350,7 +353,7 @@ def bench(out_dir):
     step, _ = minigraph_step(layers, shape, weights, x, labels, "xent")
     step()
     layout_row = {"case": "GoogLeNet fwd+bwd, cuDNN layout nchw", "batch": 32,
-                  "minigraph_ms": interleaved({"m": step}, reps=10)["m"]}
+                  "minigraph_ms": interleaved({"m": step})["m"]}
     os.environ["MINIGRAPH_CUDNN_LAYOUT"] = "nhwc"
     rows.append(layout_row)
     print(json.dumps(layout_row), flush=True)
