@@ -1,7 +1,6 @@
 """The cuDNN convolution kernels' glue, on the CPU: problems and their keys, padding split,
-layouts, cropping, fallbacks and the plan cache. cuDNN itself is stood in for by a runner that
-computes each ConvProblem with plain per-tap NumPy (independent of minigraph's kernels) and
-checks that every buffer is laid out as the problem says; results are compared with the
+layouts, cropping, fallbacks and the plan cache. cuDNN itself is stood in for by conftest's
+`numpy_cudnn` (each ConvProblem with plain per-tap NumPy, every buffer's layout checked); results are compared with the
 generic kernels (each op's `forward`). The real cuDNN runs in tests/test_backend_consistency.py
 and tests/cuda/test_gpu.py on a GPU."""
 import numpy as np
@@ -14,54 +13,6 @@ from minigraph.ops.kernels import resolve_padding
 from minigraph.runtime import CpuRuntime
 
 RT = CpuRuntime(threads=1)
-
-
-def taps(xpad, p, i, j, out_hw):
-    (sh, sw), (dh, dw) = p.stride, p.dilation
-    return xpad[:, :, i * dh:i * dh + sh * (out_hw[0] - 1) + 1:sh, j * dw:j * dw + sw * (out_hw[1] - 1) + 1:sw]
-
-
-class NumpyCudnn:
-    """Runs ConvProblems as cuDNN would (symmetric padding, strides and dilation), per tap."""
-
-    def __init__(self, declines=False):
-        self.declines, self.problems = declines, []
-
-    def run(self, p, buffers):
-        self.problems.append(p)
-        if self.declines:
-            return False
-        strides = p.strides()
-        for key in ("x", "w", "y"):
-            a = buffers[key]  # same addresses as declared (a stride along a size-1 dimension is unused)
-            got = [s // a.itemsize for s, n in zip(a.strides, a.shape) if n > 1]
-            assert got == [s for s, n in zip(strides[key], a.shape) if n > 1], (key, p.layout)
-        (ph, pw), (kh, kw) = p.padding, p.w[2:]
-        pad = ((0, 0), (0, 0), (ph, ph), (pw, pw))
-        if p.kind == "fprop":
-            x, w = buffers["x"], buffers["w"]
-            y = np.zeros(p.y, dtype=x.dtype)
-            xpad = np.pad(x, pad)
-            for i in range(kh):
-                for j in range(kw):
-                    y += np.einsum("nchw,fc->nfhw", taps(xpad, p, i, j, p.y[2:]), w[:, :, i, j])
-            if p.bias:
-                y += buffers["b"][None, :, None, None]
-            buffers["y"][...] = np.maximum(y, 0) if p.relu else y
-        elif p.kind == "dgrad":
-            g, w = buffers["y"], buffers["w"]
-            dxpad = np.zeros((p.x[0], p.x[1], p.x[2] + 2 * ph, p.x[3] + 2 * pw), dtype=g.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    taps(dxpad, p, i, j, p.y[2:])[...] += np.einsum("nfhw,fc->nchw", g, w[:, :, i, j])
-            buffers["x"][...] = dxpad[:, :, ph:ph + p.x[2], pw:pw + p.x[3]]
-        else:
-            x, g = buffers["x"], buffers["y"]
-            xpad = np.pad(x, pad)
-            for i in range(kh):
-                for j in range(kw):
-                    buffers["w"][:, :, i, j] = np.einsum("nfhw,nchw->fc", g, taps(xpad, p, i, j, p.y[2:]))
-        return True
 
 
 @pytest.fixture(params=["nhwc", "nchw"])
@@ -79,6 +30,7 @@ GEOMETRIES = [  # (input hw, kernel hw, stride, padding, dilation)
     ((11, 11), (7, 7), (2, 2), "SAME", (1, 1)),  # GoogLeNet's first layer in small: (2, 3)
     ((9, 8), (3, 2), (1, 1), ((1, 2), (0, 1)), (2, 1)),
     ((10, 7), (3, 3), (2, 3), "VALID", (1, 1)),  # rows the stride skips get no gradient
+    ((9, 8), (3, 3), (1, 2), ((2, 0), (1, 0)), (1, 1)),  # more before than after: the crop moves
 ]
 
 
@@ -89,58 +41,56 @@ def conv_op(cls, hw, k, stride, padding, dilation, **extra):
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-4), ("float64", 1e-11)])
 @pytest.mark.parametrize("hw,k,stride,padding,dilation", GEOMETRIES)
 def test_conv2d_and_its_gradients_through_the_cudnn_glue_match_the_generic_kernels(
-        layout, dtype, tol, hw, k, stride, padding, dilation):
+        numpy_cudnn, layout, dtype, tol, hw, k, stride, padding, dilation):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3) + hw).astype(dtype)
     w = rng.standard_normal((4, 3) + k).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
-    runner = NumpyCudnn()
-    with conv_cudnn.use_runner(runner):
-        for act in (None, "relu"):
-            op = conv_op(Conv2D, hw, k, stride, padding, dilation, activation=act)
-            ref = op.forward(np, x, w, b)
-            for xin in (x, channels_last(x)):
-                got = conv_cudnn.conv2d(RT, op, xin, w, b)
-                np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
-        g = rng.standard_normal(ref.shape).astype(dtype)
-        bpi = conv_op(Conv2DBackpropInput, hw, k, stride, padding, dilation, input_hw=hw)
-        bpf = conv_op(Conv2DBackpropFilter, hw, k, stride, padding, dilation, filter_hw=k)
-        for gin in (g, channels_last(g)):
-            dx = conv_cudnn.conv2d_backprop_input(RT, bpi, gin, w)
-            assert dx.shape == x.shape
-            np.testing.assert_allclose(dx, bpi.forward(np, g, w), rtol=tol, atol=tol)
-            dw = conv_cudnn.conv2d_backprop_filter(RT, bpf, x, gin)
-            np.testing.assert_allclose(dw, bpf.forward(np, x, g), rtol=tol, atol=tol)
+    runner = numpy_cudnn
+    for act in (None, "relu"):
+        op = conv_op(Conv2D, hw, k, stride, padding, dilation, activation=act)
+        ref = op.forward(np, x, w, b)
+        for xin in (x, channels_last(x)):
+            got = conv_cudnn.conv2d(RT, op, xin, w, b)
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    g = rng.standard_normal(ref.shape).astype(dtype)
+    bpi = conv_op(Conv2DBackpropInput, hw, k, stride, padding, dilation, input_hw=hw)
+    bpf = conv_op(Conv2DBackpropFilter, hw, k, stride, padding, dilation, filter_hw=k)
+    for gin in (g, channels_last(g)):
+        dx = conv_cudnn.conv2d_backprop_input(RT, bpi, gin, w)
+        assert dx.shape == x.shape
+        np.testing.assert_allclose(dx, bpi.forward(np, g, w), rtol=tol, atol=tol)
+        dw = conv_cudnn.conv2d_backprop_filter(RT, bpf, x, gin)
+        np.testing.assert_allclose(dw, bpf.forward(np, x, g), rtol=tol, atol=tol)
     kinds = {p.kind for p in runner.problems}
     assert kinds == {"fprop", "dgrad", "wgrad"} and all(p.layout == layout for p in runner.problems)
     assert all(p.padding[0] >= 0 and p.padding[1] >= 0 for p in runner.problems)
 
 
-def test_conv1x1_and_its_filter_gradient_through_the_cudnn_glue(layout):
+def test_conv1x1_and_its_filter_gradient_through_the_cudnn_glue(numpy_cudnn, layout):
     rng = np.random.default_rng(1)
     x = channels_last(rng.standard_normal((2, 5, 3, 4)).astype("float32"))
     w = rng.standard_normal((6, 5)).astype("float32")
     b = rng.standard_normal(6).astype("float32")
-    with conv_cudnn.use_runner(NumpyCudnn()):
-        op = Conv1x1(activation="relu")
-        np.testing.assert_allclose(conv_cudnn.conv1x1(RT, op, x, w, b), op.forward(np, x, w, b), rtol=1e-5, atol=1e-5)
-        wt = w.T  # the input gradient's weights: a transposed view
-        g = rng.standard_normal((2, 6, 3, 4)).astype("float32")
-        np.testing.assert_allclose(conv_cudnn.conv1x1(RT, Conv1x1(), g, wt), Conv1x1().forward(np, g, wt),
-                                   rtol=1e-5, atol=1e-5)
-        gw = conv_cudnn.conv1x1_backprop_filter(RT, Conv1x1BackpropFilter(), x, g)
-        assert gw.shape == (6, 5)
-        np.testing.assert_allclose(gw, Conv1x1BackpropFilter().forward(np, x, g), rtol=1e-4, atol=1e-4)
+    op = Conv1x1(activation="relu")
+    np.testing.assert_allclose(conv_cudnn.conv1x1(RT, op, x, w, b), op.forward(np, x, w, b), rtol=1e-5, atol=1e-5)
+    wt = w.T  # the input gradient's weights: a transposed view
+    g = rng.standard_normal((2, 6, 3, 4)).astype("float32")
+    np.testing.assert_allclose(conv_cudnn.conv1x1(RT, Conv1x1(), g, wt), Conv1x1().forward(np, g, wt),
+                               rtol=1e-5, atol=1e-5)
+    gw = conv_cudnn.conv1x1_backprop_filter(RT, Conv1x1BackpropFilter(), x, g)
+    assert gw.shape == (6, 5)
+    np.testing.assert_allclose(gw, Conv1x1BackpropFilter().forward(np, x, g), rtol=1e-4, atol=1e-4)
 
 
-def test_a_declined_problem_runs_on_the_generic_kernel():
+def test_a_declined_problem_runs_on_the_generic_kernel(numpy_cudnn):
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
     op = conv_op(Conv2D, (5, 5), (3, 3), (1, 1), "SAME", (1, 1), activation="relu")
-    runner = NumpyCudnn(declines=True)
-    with conv_cudnn.use_runner(runner):
-        np.testing.assert_allclose(conv_cudnn.conv2d(RT, op, x, w), op.forward(np, x, w), rtol=1e-12)
-        gw = conv_cudnn.conv1x1_backprop_filter(RT, Conv1x1BackpropFilter(), x, x[:, :1])
+    runner = numpy_cudnn
+    runner.declines = True
+    np.testing.assert_allclose(conv_cudnn.conv2d(RT, op, x, w), op.forward(np, x, w), rtol=1e-12)
+    gw = conv_cudnn.conv1x1_backprop_filter(RT, Conv1x1BackpropFilter(), x, x[:, :1])
     assert len(runner.problems) == 2 and gw.shape == (1, 2)
     np.testing.assert_allclose(gw, Conv1x1BackpropFilter().forward(np, x, x[:, :1]), rtol=1e-12)
 

@@ -2,10 +2,6 @@
 with the C compiler and launched through minigraph.cuda.fused's own kernel functions on NumPy
 arrays, then compared with the generic kernels (each op's `forward`) and plain loops. The CUDA
 build of the same source runs in the CuPy tests on a GPU."""
-import ctypes
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -17,51 +13,8 @@ from minigraph.ops.nn import ChannelWindowSum, LocalResponseNorm, Softmax, Softm
 from minigraph.ops.pool import AvgPool, AvgPoolGrad, MaxPool, MaxPoolArgmax, MaxPoolGrad, MaxPoolGradGrad
 from minigraph.runtime import CpuRuntime
 
-CC = shutil.which("cc") or shutil.which("gcc")
-pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler to build the kernels' source for the CPU")
 RT = CpuRuntime(threads=1)
 CONCAT_SIZES = range(1, 6)
-
-
-class CpuLauncher:
-    """Launches a kernel spec through a shared library of the same source built by `cc`."""
-
-    def __init__(self, tmp):
-        self.tmp, self.libs = tmp, {}
-
-    def lib(self, dtype, index_dtype):
-        key = (dtype.name, index_dtype.name)
-        if key not in self.libs:
-            specs = list(fused_src.KERNELS.values()) + [fused_src.concat_spec(k) for k in CONCAT_SIZES]
-            src = self.tmp / f"k_{key[0]}_{key[1]}.c"
-            src.write_text(fused_src.cpu_source(specs, *key))
-            so = src.with_suffix(".so")
-            subprocess.run([CC, "-O1", "-shared", "-fPIC", "-Wall", "-Werror", "-Wno-unused-variable",
-                            "-o", str(so), str(src), "-lm"], check=True, capture_output=True)
-            self.libs[key] = ctypes.CDLL(str(so))
-        return self.libs[key]
-
-    def __call__(self, spec, dtype, n, args, index_dtype):
-        dtype = np.dtype(dtype)
-        real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-        conv = []
-        for (kind, _), value in zip(spec.params, args):
-            if kind == "long":
-                conv.append(ctypes.c_longlong(int(value)))
-            elif kind == "real":
-                conv.append(real(float(value)))
-            else:
-                assert isinstance(value, np.ndarray)
-                conv.append(ctypes.c_void_p(value.ctypes.data))
-        assert len(conv) == len(spec.params) == len(args)
-        getattr(self.lib(dtype, index_dtype), spec.name)(*conv, ctypes.c_longlong(n))
-
-
-@pytest.fixture(scope="module")
-def cpu(tmp_path_factory):
-    launcher = CpuLauncher(tmp_path_factory.mktemp("kernels"))
-    with fused.use_launcher(launcher):
-        yield launcher
 
 
 def layouts(a):
@@ -85,7 +38,7 @@ def ties(shape, dtype, seed=0):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("size,stride,padding", GEOMETRIES)
-def test_max_pool_family_matches_the_generic_kernels(cpu, dtype, size, stride, padding):
+def test_max_pool_family_matches_the_generic_kernels(cpu_kernels, dtype, size, stride, padding):
     shape = (2, 5, 9, 7)
     x0 = ties(shape, dtype)
     fwd = pool_op(MaxPool, shape, size, stride, padding)
@@ -109,7 +62,7 @@ def test_max_pool_family_matches_the_generic_kernels(cpu, dtype, size, stride, p
             assert np.array_equal(fused.max_pool_grad_grad(RT, gg_op, idx, ggl), out_ref)
 
 
-def test_max_pool_winners_are_int32_beyond_256_cells_and_padding_never_wins(cpu):
+def test_max_pool_winners_are_int32_beyond_256_cells_and_padding_never_wins(cpu_kernels):
     x = -np.abs(np.random.default_rng(3).standard_normal((1, 2, 20, 20))) - 1.0  # all below the zero padding
     op = pool_op(MaxPool, x.shape, (17, 17), (3, 3), "SAME")
     y = fused.max_pool(RT, op, x)
@@ -132,7 +85,7 @@ def test_max_pool_winners_are_int32_beyond_256_cells_and_padding_never_wins(cpu)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("include", [False, True])
 @pytest.mark.parametrize("size,stride,padding", GEOMETRIES)
-def test_avg_pool_and_its_gradient_match_the_generic_kernels(cpu, dtype, include, size, stride, padding):
+def test_avg_pool_and_its_gradient_match_the_generic_kernels(cpu_kernels, dtype, include, size, stride, padding):
     shape = (2, 3, 8, 7)
     x0 = np.random.default_rng(4).standard_normal(shape).astype(dtype)
     fwd = pool_op(AvgPool, shape, size, stride, padding, count_include_pad=include)
@@ -148,7 +101,7 @@ def test_avg_pool_and_its_gradient_match_the_generic_kernels(cpu, dtype, include
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_lrn_and_channel_window_sum_match_the_generic_kernels(cpu, dtype):
+def test_lrn_and_channel_window_sum_match_the_generic_kernels(cpu_kernels, dtype):
     x0 = np.random.default_rng(6).standard_normal((2, 7, 4, 3)).astype(dtype)
     tol = 1e-5 if dtype == "float32" else 1e-12
     for size in (1, 4, 5, 9):
@@ -162,7 +115,7 @@ def test_lrn_and_channel_window_sum_match_the_generic_kernels(cpu, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_softmax_and_cross_entropy_rows_match_the_generic_kernels(cpu, dtype):
+def test_softmax_and_cross_entropy_rows_match_the_generic_kernels(cpu_kernels, dtype):
     rng = np.random.default_rng(7)
     logits = (rng.standard_normal((6, 11)) * 30).astype(dtype)  # large values: the max shift matters
     labels = rng.integers(0, 11, size=6)
@@ -180,7 +133,7 @@ def test_softmax_and_cross_entropy_rows_match_the_generic_kernels(cpu, dtype):
 
 
 @pytest.mark.parametrize("k", CONCAT_SIZES)
-def test_channel_concat_matches_numpy_for_mixed_memory_orders(cpu, k):
+def test_channel_concat_matches_numpy_for_mixed_memory_orders(cpu_kernels, k):
     rng = np.random.default_rng(8)
     xs = [rng.standard_normal((2, c, 3, 4)).astype("float32") for c in (3, 1, 4, 2, 5)[:k]]
     xs = [layouts(x)[i % 2] for i, x in enumerate(xs)]

@@ -12,42 +12,9 @@ from minigraph.cuda import graphs
 from minigraph.runtime import CpuRuntime, DeviceRuntime
 
 
-class FakeGraph:
-    def __init__(self, fn, outputs):
-        self.fn, self.outputs = fn, outputs
-
-
-class FakeCapture:
-    """Capture = run once and remember; a replay writes the feeds into the static inputs and
-    runs the remembered function again into the same output buffers."""
-
-    def __init__(self, fail=False):
-        self.fail, self.captured, self.launched = fail, 0, 0
-
-    def static_copies(self, values):
-        return [v.copy() for v in values]
-
-    def capture(self, fn):
-        if self.fail:
-            raise RuntimeError("operation not permitted when stream is capturing")
-        self.captured += 1
-        outputs = fn()
-        return FakeGraph(fn, outputs), outputs
-
-    def replay(self, graph, inputs, feeds, outputs):
-        self.launched += 1
-        for static, value in zip(inputs, feeds):
-            static[...] = value
-        for out, new in zip(graph.outputs, graph.fn()):
-            out[...] = new
-        return [v.copy() for v in outputs]
-
-
 @pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv("MINIGRAPH_CUDA_GRAPHS", raising=False)
-    with graphs.use_runner(graphs.GraphRunner(FakeCapture())) as r:
-        yield r
+def runner(fake_graphs):
+    return fake_graphs
 
 
 def net():
