@@ -1,4 +1,5 @@
-"""Ops that touch session state: assign (write a variable) and identity."""
+"""Ops that touch session state (assign: write a variable) and pass values along (identity,
+stop_gradient)."""
 from __future__ import annotations
 
 import dataclasses
@@ -48,6 +49,25 @@ class Identity(Op):
         return [g]
 
 
+@dataclasses.dataclass(frozen=True)
+class StopGradient(Op):
+    """x itself in the forward pass; no gradient flows back through it (TensorFlow's
+    tf.stop_gradient): whatever depends on it treats its value as a constant."""
+
+    kind: ClassVar[str] = "stop_gradient"
+    view: ClassVar[bool] = True
+    role: ClassVar[str] = "identity"
+
+    def infer(self, x: Spec) -> Spec:
+        return x
+
+    def forward(self, xp, x):
+        return x
+
+    def gradient(self, node, g):
+        return [None]
+
+
 def assign(var, value, name: Optional[str] = None):
     """A node that, when run, sets the variable `var` to `value` (and evaluates to it)."""
     if not isinstance(getattr(var, "op", None), Variable):
@@ -58,3 +78,11 @@ def assign(var, value, name: Optional[str] = None):
 def identity(x, name: Optional[str] = None):
     """x itself, as a new node."""
     return apply(Identity(), [x], name)
+
+
+def stop_gradient(x, name: Optional[str] = None):
+    """x's value, seen by `mg.gradients` as a constant: no gradient flows through it.
+
+    >>> target = ops.stop_gradient(teacher_logits)   # trains the student only
+    """
+    return apply(StopGradient(), [x], name)
