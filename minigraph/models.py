@@ -3,6 +3,8 @@ Inception net for 8x8 digit images.
 
 Szegedy et al., "Going deeper with convolutions", 2014. Every conv is followed by a ReLU;
 pools use TensorFlow's SAME padding where the paper halves the size (112 -> 56 -> 28 -> 14 -> 7).
+`googlenet(batch_norm=True)` is BN-Inception's baseline (Ioffe & Szegedy 2015, "BN-Baseline"):
+batch normalisation between every conv and its ReLU.
 Variables are initialised from `mg.init` (seeded: see `mg.init.seed`, or pass `rng`, an int
 seed or a numpy Generator that all the model's layers draw from in turn).
 
@@ -32,7 +34,7 @@ GOOGLENET_INCEPTION = {
 
 
 def inception_module(x: Node, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int,
-                     name: str = "inception", rng=None) -> Node:
+                     name: str = "inception", rng=None, batch_norm: bool = False, training=None) -> Node:
     """The Inception module of Figure 2(b): four branches joined by a channel concat.
 
     x (N, C, H, W) -> (N, c1 + c3 + c5 + pool_proj, H, W). Branches, in this order, each in
@@ -41,20 +43,24 @@ def inception_module(x: Node, c1: int, c3r: int, c3: int, c5r: int, c5: int, poo
       branch_3x3:  1x1 conv c3r ("reduce") -> 3x3 conv c3
       branch_5x5:  1x1 conv c5r ("reduce") -> 5x5 conv c5
       branch_pool: 3x3 max pool, stride 1, SAME -> 1x1 conv pool_proj ("proj")
-    ReLU after every conv.
+    ReLU after every conv; with `batch_norm`, a batch norm between each conv and its ReLU
+    (`training`: the bool or scalar bool node that switches it to the batch's statistics).
     """
     graph = graph_of([x])
     rng = init.generator(rng)
+    bn = _bn_options(batch_norm, training)
     with graph.name_scope(name):
         with graph.name_scope("branch_1x1"):
-            b1 = layers.conv1x1(x, c1, name="conv", rng=rng)
+            b1 = layers.conv1x1(x, c1, name="conv", rng=rng, **bn)
         with graph.name_scope("branch_3x3"):
-            b2 = layers.conv2d(layers.conv1x1(x, c3r, name="reduce", rng=rng), c3, 3, name="conv", rng=rng)
+            b2 = layers.conv2d(layers.conv1x1(x, c3r, name="reduce", rng=rng, **bn), c3, 3, name="conv", rng=rng,
+                               **bn)
         with graph.name_scope("branch_5x5"):
-            b3 = layers.conv2d(layers.conv1x1(x, c5r, name="reduce", rng=rng), c5, 5, name="conv", rng=rng)
+            b3 = layers.conv2d(layers.conv1x1(x, c5r, name="reduce", rng=rng, **bn), c5, 5, name="conv", rng=rng,
+                               **bn)
         with graph.name_scope("branch_pool"):
             pooled = ops.max_pool(x, 3, stride=1, padding="SAME", name="pool")
-            b4 = layers.conv1x1(pooled, pool_proj, name="proj", rng=rng)
+            b4 = layers.conv1x1(pooled, pool_proj, name="proj", rng=rng, **bn)
         return ops.concat([b1, b2, b3, b4], axis=1, name="concat")
 
 
@@ -62,7 +68,7 @@ class GoogLeNet(NamedTuple):
     """The nodes of a GoogLeNet graph. `aux_logits`/`aux_probs` are empty unless aux=True."""
 
     x: Node                      # input images (None, 3, 224, 224)
-    training: Node               # scalar bool switch for dropout, False unless fed
+    training: Node               # scalar bool switch for dropout (and batch norm), False unless fed
     logits: Node                 # (None, num_classes)
     probs: Node                  # softmax of logits
     aux_logits: Tuple[Node, ...]
@@ -74,51 +80,66 @@ class GoogLeNet(NamedTuple):
         return [self.probs, *self.aux_probs]
 
 
+def _bn_options(batch_norm: bool, training) -> dict:
+    """The layers' keyword arguments for a batch norm after each conv (none without)."""
+    return {"batch_norm": True, "training": training} if batch_norm else {}
+
+
 def _scoped(graph, name: str, fn, *args, **kwargs) -> Node:
     with graph.name_scope(name):
         return fn(*args, **kwargs)
 
 
-def _aux_classifier(x: Node, training: Node, num_classes: int, name: str, rng) -> Tuple[Node, Node]:
+def _aux_classifier(x: Node, training: Node, num_classes: int, name: str, rng,
+                    batch_norm: bool = False) -> Tuple[Node, Node]:
     """Figure 3's side classifier: 5x5/3 avg pool, 1x1 conv 128, fc 1024 + ReLU, 70% dropout, fc, softmax."""
     graph = x.graph
     with graph.name_scope(name):
         h = ops.avg_pool(x, 5, stride=3, padding="VALID", name="avg_pool")
-        h = layers.conv1x1(h, 128, name="conv", rng=rng)
+        h = layers.conv1x1(h, 128, name="conv", rng=rng, **_bn_options(batch_norm, training))
         h = layers.dense(h, 1024, activation="relu", name="fc1", rng=rng)
         h = ops.dropout(h, 0.7, training, name="dropout")
         logits = layers.dense(h, num_classes, name="fc2", rng=rng)
         return logits, ops.softmax(logits, name="softmax")
 
 
-def googlenet(num_classes: int = 1000, aux: bool = False, rng=None) -> GoogLeNet:
+def googlenet(num_classes: int = 1000, aux: bool = False, rng=None, batch_norm: bool = False) -> GoogLeNet:
     """GoogLeNet as in Table 1 and Figure 3 of Szegedy et al. 2014, in the default graph.
 
     input (None, 3, 224, 224) -> conv1 7x7/2 64 -> pool1 3x3/2 -> norm1 LRN -> conv2 (1x1 64,
     3x3 192) -> norm2 -> pool2 -> inception_3a, 3b -> pool3 -> inception_4a..4e -> pool4 ->
     inception_5a, 5b -> avgpool 7x7/1 -> dropout 40% -> fc -> softmax. With `aux`, the two
     auxiliary classifiers (`aux1` after 4a, `aux2` after 4d) are added.
+
+    With `batch_norm`, BN-Inception's baseline (Ioffe & Szegedy 2015, Section 4.2): a batch
+    norm between every conv (which then has no bias) and its ReLU, switched by `training`
+    (moving averages in inference), and no LRN layers, which the paper found unnecessary with
+    batch normalisation. The paper's final BN-Inception also changes the modules (5x5 convs
+    become two 3x3 convs, ...); this keeps GoogLeNet's.
     """
     graph = get_default_graph()
     rng = init.generator(rng)
     x = placeholder((None, 3, 224, 224), name="input")
     training = placeholder_with_default(False, name="training")
-    h = layers.conv2d(x, 64, 7, stride=2, name="conv1", rng=rng)                   # 64 x 112 x 112
+    bn = _bn_options(batch_norm, training)
+    h = layers.conv2d(x, 64, 7, stride=2, name="conv1", rng=rng, **bn)             # 64 x 112 x 112
     h = _scoped(graph, "pool1", ops.max_pool, h, 3, stride=2, padding="SAME")       # 64 x 56 x 56
-    h = _scoped(graph, "norm1", ops.local_response_norm, h, 5, 1e-4, 0.75, 1.0)
+    if not batch_norm:
+        h = _scoped(graph, "norm1", ops.local_response_norm, h, 5, 1e-4, 0.75, 1.0)
     with graph.name_scope("conv2"):
-        h = layers.conv1x1(h, 64, name="reduce", rng=rng)
-        h = layers.conv2d(h, 192, 3, name="conv", rng=rng)                          # 192 x 56 x 56
-    h = _scoped(graph, "norm2", ops.local_response_norm, h, 5, 1e-4, 0.75, 1.0)
+        h = layers.conv1x1(h, 64, name="reduce", rng=rng, **bn)
+        h = layers.conv2d(h, 192, 3, name="conv", rng=rng, **bn)                    # 192 x 56 x 56
+    if not batch_norm:
+        h = _scoped(graph, "norm2", ops.local_response_norm, h, 5, 1e-4, 0.75, 1.0)
     h = _scoped(graph, "pool2", ops.max_pool, h, 3, stride=2, padding="SAME")       # 192 x 28 x 28
     aux_outs = []
     for block in ("3a", "3b", "pool3", "4a", "4b", "4c", "4d", "4e", "pool4", "5a", "5b"):
         if block.startswith("pool"):
             h = _scoped(graph, block, ops.max_pool, h, 3, stride=2, padding="SAME")
             continue
-        h = inception_module(h, *GOOGLENET_INCEPTION[block], name=f"inception_{block}", rng=rng)
+        h = inception_module(h, *GOOGLENET_INCEPTION[block], name=f"inception_{block}", rng=rng, **bn)
         if aux and block in ("4a", "4d"):
-            aux_outs.append(_aux_classifier(h, training, num_classes, f"aux{len(aux_outs) + 1}", rng))
+            aux_outs.append(_aux_classifier(h, training, num_classes, f"aux{len(aux_outs) + 1}", rng, batch_norm))
     h = _scoped(graph, "avgpool", ops.avg_pool, h, 7, stride=1, padding="VALID")    # 1024 x 1 x 1
     h = _scoped(graph, "dropout", ops.dropout, h, 0.4, training)
     logits = layers.dense(h, num_classes, name="fc", rng=rng)

@@ -16,6 +16,10 @@ from .conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input
 from .conv1x1 import conv1x1, conv1x1_backprop_filter
 from .nn import channel_window_sum, dropout, local_response_norm
 from .pool import avg_pool, global_avg_pool, max_pool, max_pool_grad
+from .activations import sigmoid, tanh
+from .select import argmax, where
+from .state import stop_gradient
+from .normalization import batch_norm, batch_normalization
 
 __all__ = [
     "add", "add_n", "broadcast_like", "div", "exp", "log", "mul", "neg", "ones_like", "relu",
@@ -25,4 +29,5 @@ __all__ = [
     "concat", "pad_axis", "slice_axis", "conv2d", "conv2d_backprop_filter", "conv2d_backprop_input",
     "conv1x1", "conv1x1_backprop_filter", "channel_window_sum", "dropout", "local_response_norm",
     "avg_pool", "global_avg_pool", "max_pool", "max_pool_grad", "registry", "op_class",
+    "sigmoid", "tanh", "argmax", "where", "stop_gradient", "batch_norm", "batch_normalization",
 ]

@@ -103,3 +103,43 @@ def test_parameter_sharing_example_of_the_seed():
         y = mg.layers.conv2d(x, 20, 8, stride=2, padding=1, name="conv")
     assert y.shape == (None, 20, 14, 14)
     assert mg.summary(y)["conv"].params == (8 * 8 * 3 + 1) * 20 == 3860
+
+
+def test_batch_norm_layer_variables_training_and_inference():
+    rng = np.random.default_rng(3)
+    xv = rng.normal(2.0, 3.0, size=(6, 4, 3, 5))
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 4, 3, 5), "float64", name="x")
+        training = mg.placeholder_with_default(False, name="training")
+        y = mg.layers.batch_norm(x, training, momentum=0.5, name="bn")
+    names = {n.name: n for n in g.nodes if n.kind == "variable"}
+    assert sorted(names) == ["bn/beta", "bn/gamma", "bn/moving_mean", "bn/moving_variance"]
+    assert [names[f"bn/{v}"].op.trainable for v in ("gamma", "beta", "moving_mean", "moving_variance")] == \
+        [True, True, False, False]
+    sess = mg.Session(g)
+    out = sess.run(y, {x: xv, training: True})
+    mean, var = xv.mean(axis=(0, 2, 3)), xv.var(axis=(0, 2, 3))
+    want = (xv - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5)   # gamma 1, beta 0
+    np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(sess.get_value(names["bn/moving_mean"]), 0.5 * mean, rtol=1e-12)
+    n = 6 * 3 * 5
+    np.testing.assert_allclose(sess.get_value(names["bn/moving_variance"]), 0.5 + 0.5 * var * n / (n - 1),
+                               rtol=1e-12)
+    inference = sess.run(y, {x: xv})
+    want = (xv - 0.5 * mean[:, None, None]) / np.sqrt(0.5 + 0.5 * var[:, None, None] * n / (n - 1) + 1e-5)
+    np.testing.assert_allclose(inference, want, rtol=1e-10, atol=1e-10)
+
+
+def test_conv_layers_with_batch_norm_drop_the_bias_and_need_a_training_switch():
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 3, 6, 6), name="x")
+        y = mg.layers.conv2d(x, 4, 3, name="c", batch_norm=True, training=True)
+        z = mg.layers.conv1x1(y, 2, name="p", batch_norm=True, training=False)
+        with pytest.raises(ValueError, match="batch_norm=True needs training="):
+            mg.layers.conv2d(x, 4, 3, batch_norm=True)
+        with pytest.raises(ValueError, match="training= is only used with batch_norm=True"):
+            mg.layers.conv1x1(x, 4, training=True)
+    assert g.find("c/bias") is None and g.find("c/gamma") is not None
+    assert [n.kind for n in g.ancestors([y]) if n.scope == "c" and n.kind not in ("variable", "constant")] == \
+        ["conv2d", "batch_norm", "relu"]
+    assert z.inputs[0].kind == "batch_normalization"   # training=False: a pure inference node

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from minigraph import models
-
+from minigraph import models, ops
 
 def conv_same(x, w, b):
     """Stride-1 SAME convolution (odd kernels) with bias, as a loop over kernel taps."""
@@ -18,12 +17,10 @@ def conv_same(x, w, b):
             out += np.einsum("fc,nchw->nfhw", w[:, :, i, j], xp[:, :, i:i + h, j:j + wd])
     return out + b.reshape(1, -1, 1, 1)
 
-
 def max_pool_3x3_same(x):
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     h, w = x.shape[2:]
     return np.max([xp[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
-
 
 def test_inception_module_matches_a_numpy_reference():
     rng = np.random.default_rng(0)
@@ -51,7 +48,6 @@ def test_inception_module_matches_a_numpy_reference():
                        "inc/branch_3x3/conv/weights": (4, 3, 3, 3), "inc/branch_5x5/reduce/weights": (2, 6, 1, 1),
                        "inc/branch_5x5/conv/weights": (3, 2, 5, 5), "inc/branch_pool/proj/weights": (5, 6, 1, 1)}
 
-
 def test_inception_branches_are_sub_scopes_in_concat_order():
     with mg.Graph():
         x = mg.placeholder((None, 192, 28, 28))
@@ -60,7 +56,6 @@ def test_inception_branches_are_sub_scopes_in_concat_order():
                                            "inception_3a/branch_5x5/conv", "inception_3a/branch_pool/proj"]
     assert [i.shape[1] for i in y.inputs] == [64, 128, 32, 32]
     assert [i.inputs[0].kind for i in y.inputs] == ["conv1x1", "conv2d", "conv2d", "conv1x1"]
-
 
 def test_googlenet_structure():
     with mg.Graph() as g:
@@ -76,7 +71,6 @@ def test_googlenet_structure():
     assert {n.inputs[1].shape[2:] for n in convs} == {(7, 7), (3, 3), (5, 5)}   # real 5x5 kernels
     assert g.get("conv1/conv2d").op.stride == (2, 2)
 
-
 def test_googlenet_aux_classifiers():
     with mg.Graph() as g:
         net = models.googlenet(aux=True)
@@ -88,7 +82,6 @@ def test_googlenet_aux_classifiers():
         assert pool.inputs[0] is g.get(f"{source}/concat") and pool.shape[2:] == (4, 4)
         assert g.get(f"{scope}/dropout_mask").op.rate == 0.7
     assert g.get("dropout/dropout_mask").op.rate == 0.4
-
 
 def test_mini_inception_train_and_eval_from_one_graph():
     rng = np.random.default_rng(0)
@@ -109,7 +102,6 @@ def test_mini_inception_train_and_eval_from_one_graph():
         sess.run(step, {net.x: xv, net.y: yv, net.training: True})
     assert sess.run(net.loss, {net.x: xv, net.y: yv}) < 0.5 * first
 
-
 @pytest.mark.parametrize("size,channels,pools,side", [(8, 1, 0, 8), (16, 3, 0, 16), (28, 1, 1, 14),
                                                       (32, 3, 1, 16), (64, 3, 2, 16), (100, 3, 3, 13)])
 def test_mini_inception_for_other_image_sizes(size, channels, pools, side):
@@ -126,7 +118,6 @@ def test_mini_inception_for_other_image_sizes(size, channels, pools, side):
     assert rows["inception_b"].output_shape == (None, 88, half, half)
     assert rows["fc"].params == 88 * half * half * 7 + 7 and net.logits.shape == (None, 7)
 
-
 def test_seeded_models_are_reproducible():
     def weights(seed):
         with mg.Graph() as g:
@@ -136,8 +127,46 @@ def test_seeded_models_are_reproducible():
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(weights(5), weights(6)))
 
-
 def test_inception_module_shape_errors_name_the_node():
     with mg.Graph():
         with pytest.raises(mg.ShapeError, match="known dimension 1"):
             models.inception_module(mg.placeholder((None, None, 8, 8)), 1, 1, 1, 1, 1, 1, name="inc")
+
+def test_googlenet_with_batch_norm_after_every_conv():
+    """BN-Inception's baseline (Ioffe & Szegedy 2015): conv (no bias) -> batch norm -> ReLU for
+    every conv, the aux classifiers' too; no LRN."""
+    with mg.Graph() as g:
+        net = models.googlenet(num_classes=10, aux=True, batch_norm=True, rng=0)
+    convs = [n for n in g.nodes if n.kind in ("conv2d", "conv1x1")]
+    assert len(convs) == 3 + 9 * 6 + 2
+    for conv in convs:
+        (bn,) = g.consumers(conv)
+        assert bn.kind == "batch_norm" and bn.inputs[5] is net.training and len(conv.inputs) == 2  # no bias
+        (relu,) = g.consumers(bn)
+        assert relu.kind == "relu"
+        assert {v.name.rsplit("/", 1)[1] for v in bn.inputs[1:5]} == {"gamma", "beta", "moving_mean",
+                                                                       "moving_variance"}
+        assert [v.op.trainable for v in bn.inputs[1:5]] == [True, True, False, False]
+    assert not [n for n in g.nodes if n.kind == "local_response_norm"]
+    assert not any(v.name.startswith("moving") for v in mg.optim.trainable_variables(net.logits))
+    assert net.logits.shape == (None, 10) and len(net.aux_logits) == 2
+
+def test_batch_norm_googlenet_trains_its_moving_averages_and_evaluates_with_them():
+    rng = np.random.default_rng(0)
+    with mg.Graph() as g:
+        net = models.googlenet(num_classes=3, batch_norm=True, rng=0)
+        y = mg.placeholder((None,), dtype="int64", name="y")
+        loss = ops.softmax_cross_entropy(net.logits, y)
+        step = mg.optim.SGD(0.01).minimize(loss)
+    xv = rng.standard_normal((2, 3, 224, 224)).astype("float32")
+    sess = mg.Session(g)
+    mm = g.get("inception_5b/branch_1x1/conv/moving_mean")
+    eval_before = sess.run(net.probs, {net.x: xv})
+    np.testing.assert_array_equal(sess.get_value(mm), 0)               # evaluation writes nothing
+    sess.run(step, {net.x: xv, y: [0, 2], net.training: True})
+    moved = sess.get_value(mm)
+    assert np.all(np.isfinite(moved)) and np.any(moved != 0)
+    eval_after = sess.run(net.probs, {net.x: xv})
+    np.testing.assert_allclose(eval_after.sum(axis=1), 1, rtol=1e-5)
+    assert not np.allclose(eval_after, eval_before)
+    np.testing.assert_array_equal(sess.get_value(mm), moved)

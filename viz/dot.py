@@ -159,7 +159,7 @@ def _make_boxes(drawn: List[Node], collapse: Optional[int]):
         host = None if grad else _joins_producer(n, rep, consumers)
         if host is not None:
             host.members.append(n)
-            host.activation = host.activation or n.op.activation_name()
+            host.activation = "+".join(filter(None, [host.activation, n.op.activation_name()]))  # BN+ReLU
             rep[n.index] = host
             continue
         box = _op_box(f"n{n.index}", n, owners[n.index])
@@ -185,7 +185,8 @@ def _data_inputs(n: Node) -> List[Node]:
 
 
 def _joins_producer(n: Node, rep: Dict[int, Box], consumers) -> Optional[Box]:
-    """The box a ReLU or bias add joins: its producer's, in the same scope, if it is the only consumer."""
+    """The box an activation (ReLU, BN) or bias add joins: its producer's, in the same scope, if it
+    is the only consumer."""
     is_activation = n.op.role == "activation"
     is_bias_add = n.op.role == "bias" and len(_data_inputs(n)) == 1 and len(n.inputs) == 2
     if not is_activation and not is_bias_add:
@@ -196,8 +197,10 @@ def _joins_producer(n: Node, rep: Dict[int, Box], consumers) -> Optional[Box]:
     box = rep.get(data[0].index)
     if box is None or box.gradient or box.collapsed or data[0].scope != n.scope:
         return None
-    if len(consumers.get(data[0].index, [])) != 1 or (box.activation and is_activation):
+    if len(consumers.get(data[0].index, [])) != 1:
         return None
+    if is_activation and n.op.activation_name() in (box.activation or "").split("+"):
+        return None  # a chain of different ones joins (conv +BN+ReLU), a repeated one does not
     return box
 
 
