@@ -108,3 +108,38 @@ def test_ancestors_stop_at_and_consumers():
     assert g.ancestors([z]) == [x, y, z]
     assert g.ancestors([z], stop=[y]) == [y, z]
     assert g.consumers(x) == [y, unrelated]
+
+
+def test_a_layer_scope_name_returns_the_layer_output():
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 3, 8, 8), name="x")
+        training = mg.placeholder_with_default(False, name="training")
+        with mg.name_scope("block1"):
+            h = mg.layers.conv2d(x, 4, 3, name="conv")
+            lin = mg.layers.conv2d(h, 4, 3, activation=None, name="conv")       # a second one: conv_1
+            bn = mg.layers.conv2d(lin, 4, 3, name="bn_conv", batch_norm=True, training=training)
+            bn_only = mg.layers.batch_norm(bn, training, name="norm")
+        logits = mg.layers.dense(bn_only, 10, name="fc")
+        loss = ops.sum(ops.square(logits))
+        mg.gradients(loss, [x])  # gradient nodes are built in block1/conv/relu_grad/...: never the output
+    assert g.get("block1/conv") is h and h.kind == "relu" and h.name == "block1/conv/relu"
+    assert g.get("block1/conv_1") is lin and lin.kind == "conv2d"           # no activation: the conv
+    assert g.get("block1/bn_conv") is bn and bn.kind == "relu" and bn.inputs[0].kind == "batch_norm"
+    assert g.get("block1/norm") is bn_only and bn_only.kind == "batch_norm"
+    assert g.get("fc") is logits and logits.kind == "add"                   # matmul + bias
+    assert g["block1/conv/weights"].kind == "variable"                       # full names still work
+    with pytest.raises(KeyError, match=r"no node or scope named 'block1/cnv'.*closest: 'block1/conv'"):
+        g.get("block1/cnv")
+    with pytest.raises(KeyError, match=r"no node or scope named 'blok1'.*closest: 'block1'"):
+        g.get("blok1")
+
+
+def test_inception_module_and_branch_scopes_return_their_outputs():
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 16, 8, 8), name="x")
+        out = mg.models.inception_module(x, 4, 4, 8, 2, 4, 4, name="inception_a")
+    assert g.get("inception_a") is out and out.kind == "concat"
+    branch = g.get("inception_a/branch_3x3")
+    assert branch is out.inputs[1] and branch.name == "inception_a/branch_3x3/conv/relu"
+    assert g.get("inception_a/branch_3x3/reduce").name == "inception_a/branch_3x3/reduce/relu"
+    assert g.get("inception_a/branch_pool/pool").kind == "max_pool"        # a node's own name
