@@ -37,22 +37,18 @@ def _draw(target, path: str, **options) -> Tuple[str, Optional[str]]:
 def draw_diagrams(out: str) -> List[Tuple[str, str]]:
     """The Inception module and the collapsed GoogLeNet as SVGs in `out`; (what, path) pairs."""
     import minigraph as mg
-    from minigraph import models
+    from .diagrams import googlenet, inception_3a
     files = []
-    with mg.Graph():
-        x = mg.placeholder((None, 192, 28, 28), name="input")
-        module = models.inception_module(x, *models.GOOGLENET_INCEPTION["3a"], name="inception_3a")
-        path, problem = _draw(module, os.path.join(out, "inception_module.svg"),
-                              title="Inception module 3a (Figure 2b)")
-        files.append(("Inception module diagram", path))
-    with mg.Graph():
-        net = models.googlenet()
-        path, problem2 = _draw(net.probs, os.path.join(out, "googlenet.svg"), collapse=1,
-                               title="GoogLeNet, one box per module (Figure 3)")
-        files.append(("GoogLeNet diagram", path))
-        print("GoogLeNet (Szegedy et al. 2014, Table 1): parameters and multiply-adds per image\n")
-        print(mg.summary(net.outputs))
-        print()
+    _, module = inception_3a()  # the graphs `minigraph render` draws: the same names everywhere
+    path, problem = _draw(module, os.path.join(out, "inception_module.svg"), title="Inception module 3a (Figure 2b)")
+    files.append(("Inception module diagram", path))
+    _, net = googlenet(aux=True)
+    path, problem2 = _draw(net.outputs, os.path.join(out, "googlenet.svg"), collapse=1,
+                           title="GoogLeNet with its auxiliary classifiers, one box per module (Figure 3)")
+    files.append(("GoogLeNet diagram", path))
+    print("GoogLeNet (Szegedy et al. 2014, Table 1): parameters and multiply-adds per image\n")
+    print(mg.summary(net.probs))  # Table 1 leaves the auxiliary classifiers out
+    print()
     for p in {problem, problem2} - {None}:
         print(f"note: {p}")
     return files

@@ -1,8 +1,10 @@
 """`minigraph render` and `minigraph summary`: the paper's figures and Table 1 from the command line.
 
-    minigraph render inception [-o FILE] [--optimized]                       Figure 2(b): Inception module 3a
-    minigraph render googlenet [-o FILE] [--collapse] [--aux] [--optimized]  Figure 3: the whole network
-    minigraph summary googlenet [--json] [--aux] [--unshared]                Table 1: params and MACs per layer
+    minigraph render inception [-o FILE] [--collapse] [--optimized]      Figure 2(b): Inception module 3a
+    minigraph render googlenet [-o FILE] [--collapse] [--aux] [--batch-norm] [--optimized]
+                                                                          Figure 3: the whole network
+    minigraph summary googlenet [--json] [--aux] [--batch-norm] [--unshared]
+                                                                          Table 1: params and MACs per layer
 
 The format of a diagram is its file's suffix (.svg by default, .png, .pdf, .gv).
 """
@@ -19,31 +21,35 @@ NETWORKS = ("inception", "googlenet")
 
 
 def inception_3a() -> Tuple[mg.Graph, mg.Node]:
-    """A graph holding Inception module 3a on its (None, 192, 28, 28) input; returns (graph, output)."""
+    """A graph holding Inception module 3a on its (None, 192, 28, 28) input, named
+    "previous_layer" as in Figure 2(b); returns (graph, output)."""
     with mg.Graph() as graph:
         x = mg.placeholder((None, 192, 28, 28), name="previous_layer")
         out = models.inception_module(x, *models.GOOGLENET_INCEPTION["3a"], name="inception_3a")
     return graph, out
 
 
-def googlenet(aux: bool = False) -> Tuple[mg.Graph, models.GoogLeNet]:
-    """A graph holding GoogLeNet (with the auxiliary classifiers if `aux`); returns (graph, net)."""
+def googlenet(aux: bool = False, batch_norm: bool = False) -> Tuple[mg.Graph, models.GoogLeNet]:
+    """A graph holding GoogLeNet (with the auxiliary classifiers if `aux`, batch normalised if
+    `batch_norm`); returns (graph, net)."""
     with mg.Graph() as graph:
-        net = models.googlenet(aux=aux)
+        net = models.googlenet(aux=aux, batch_norm=batch_norm)
     return graph, net
 
 
 def _render(args) -> int:
-    suffix = "_optimized" if args.optimized else ""
+    suffix = "_collapsed" * args.collapse + "_optimized" * args.optimized
     if args.network == "inception":
+        for flag, given in (("--aux", args.aux), ("--batch-norm", args.batch_norm)):
+            if given:
+                args.parser.error(f"{flag} is for googlenet; the inception module diagram has no such variant")
         _, out = inception_3a()
         target, default = [out], f"inception_3a{suffix}.svg"
-        options = {}
     else:
-        _, net = googlenet(args.aux)
+        _, net = googlenet(args.aux, args.batch_norm)
         target = list(net.outputs)
-        default = "googlenet" + ("_aux" if args.aux else "") + ("_collapsed" if args.collapse else "") + suffix + ".svg"
-        options = {"collapse": 1 if args.collapse else None}
+        default = "googlenet" + "_aux" * args.aux + "_bn" * args.batch_norm + suffix + ".svg"
+    options = {"collapse": 1 if args.collapse else None}
     if args.optimized:  # what a session runs: the graph after the passes (mg.optimize)
         target = mg.optimize(target).outputs
         options["title"] = "after mg.optimize: constants folded, duplicates merged, conv + bias + ReLU fused"
@@ -53,7 +59,7 @@ def _render(args) -> int:
 
 
 def _summary(args) -> int:
-    _, net = googlenet(args.aux)
+    _, net = googlenet(args.aux, args.batch_norm)
     table = mg.summary(net.outputs)
     if args.json:
         json.dump(table.to_dict(), sys.stdout, indent=2)
@@ -70,11 +76,14 @@ def add_render_command(subparsers) -> None:
                                           "The format is the output file's suffix: .svg, .png, .pdf or .gv.")
     p.add_argument("network", choices=NETWORKS, help="what to draw")
     p.add_argument("-o", "--output", help="output file (default: <network>.svg in the current folder)")
-    p.add_argument("--collapse", action="store_true", help="googlenet: one box per top-level scope")
+    p.add_argument("--collapse", action="store_true",
+                   help="one box per top-level scope (an Inception module as its table of branches)")
     p.add_argument("--aux", action="store_true", help="googlenet: with the two auxiliary classifiers")
+    p.add_argument("--batch-norm", action="store_true",
+                   help="googlenet: BN-Inception's baseline, a batch norm before every ReLU")
     p.add_argument("--optimized", action="store_true",
                    help="draw the graph a session runs, after the graph passes (mg.optimize)")
-    p.set_defaults(func=_render)
+    p.set_defaults(func=_render, parser=p)
 
 
 def add_summary_command(subparsers) -> None:
@@ -85,6 +94,7 @@ def add_summary_command(subparsers) -> None:
     p.add_argument("network", choices=("googlenet",), help="the network to summarise")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--aux", action="store_true", help="with the two auxiliary classifiers")
+    p.add_argument("--batch-norm", action="store_true", help="BN-Inception's baseline: a batch norm before every ReLU")
     p.add_argument("--unshared", action="store_true",
                    help="add a column: the parameters each layer would need without weight sharing "
                         "(locally connected: its own weights and bias at every output position)")

@@ -1,7 +1,10 @@
 """`minigraph render` and `minigraph summary`."""
 import json
+import re
 import subprocess
 import sys
+
+import pytest
 
 from minigraph.cli import main
 
@@ -70,3 +73,53 @@ def test_the_installed_command(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "i.svg")
+
+
+def test_render_inception_collapse_is_honoured_and_googlenet_flags_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "inception", "--collapse", "-o", "c.gv"]) == 0
+    assert main(["render", "inception", "-o", "full.gv"]) == 0
+    collapsed, full = (tmp_path / "c.gv").read_text(), (tmp_path / "full.gv").read_text()
+    assert "subgraph cluster" in full and "subgraph cluster" not in collapsed
+    assert "3×3 max pool → 1×1" in collapsed and "filter concat" not in collapsed
+    capsys.readouterr()
+    assert main(["render", "inception", "--collapse"]) == 0
+    assert capsys.readouterr().out.strip() == "inception_3a_collapsed.svg"
+    for flag in ("--aux", "--batch-norm"):
+        with pytest.raises(SystemExit) as stop:
+            main(["render", "inception", flag])
+        assert stop.value.code == 2
+        assert f"{flag} is for googlenet" in capsys.readouterr().err
+
+
+def test_collapsed_googlenet_svg_is_drawn_at_natural_size(tmp_path):
+    """Readable at 100% zoom: the drawing is not scaled down to a page (dot's root transform
+    says scale(1 1)) and the branch headings are 10-point text."""
+    target = tmp_path / "g.svg"
+    assert main(["render", "googlenet", "--collapse", "--aux", "-o", str(target)]) == 0
+    svg = target.read_text()
+    assert re.search(r'class="graph" transform="scale\(1 1\)', svg)
+    sizes = {float(v) for v in re.findall(r'font-size="([0-9.]+)"', svg)}
+    assert min(sizes) >= 8.5 and 10.0 in sizes
+
+
+def test_render_and_summary_of_batch_normalised_googlenet(tmp_path, capsys):
+    assert main(["render", "googlenet", "--batch-norm", "-o", str(tmp_path / "bn.gv")]) == 0
+    src = (tmp_path / "bn.gv").read_text()
+    assert src.count("+BN+ReLU") == 57 and "label=LRN" not in src
+    capsys.readouterr()
+    assert main(["summary", "googlenet", "--batch-norm", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["conv1"]["params"] == 64 * 3 * 7 * 7 + 4 * 64    # no bias; gamma, beta, two moving averages
+    assert "norm1" not in rows
+
+
+def test_demo_diagrams_draw_the_aux_classifiers_and_name_the_input_as_the_docs_do(tmp_path, capsys):
+    from minigraph.demo import draw_diagrams
+    files = dict(draw_diagrams(str(tmp_path)))
+    module = open(files["Inception module diagram"]).read()
+    net = open(files["GoogLeNet diagram"]).read()
+    assert "previous layer" in module and ">input<" not in module
+    assert "aux1" in net and "aux2" in net
+    printed = capsys.readouterr().out
+    assert "aux1" not in printed and "inception_5b" in printed   # Table 1 has no side classifiers

@@ -6,7 +6,9 @@
     linear, 1000           a matmul by a (D, 1000) weight variable
 
 A collapsed Inception module shows its four branches and six channel numbers as columns
-(#1×1 | #3×3 reduce → #3×3 | #5×5 reduce → #5×5 | pool → pool proj) and its output shape.
+(#1×1 | #3×3 reduce → #3×3 | #5×5 reduce → #5×5 | pool → pool proj) and its output shape;
+each column is headed by what the branch does after its reduction ('3×3', '3×3 → 3×3' for
+a double 3×3, '3×3 max pool → 1×1' or '3×3 avg pool → 1×1').
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from minigraph.op import LEAF_OPS
 from minigraph.scopes import (CONV_CATEGORIES, is_helper, is_param, is_structural, output_node, passes_along,
                               principal)
 from minigraph.text import TIMES, dims, pretty
+
+
+HEAD_POINTS = 10  # branch headings of a collapsed module: 13 px in an SVG at 100% zoom
 
 
 def op_label(node: Node) -> str:
@@ -48,12 +53,17 @@ def branch_steps(start: Node, group: Sequence[Node]) -> List[Node]:
 
 
 def _branch_head(steps: Sequence[Node]) -> str:
-    """A branch's column heading: its last conv's window, after 'pool →' if it starts with a pool."""
+    """A branch's column heading: its pooling (by kind: '3×3 max pool', '3×3 avg pool') and its
+    convolutions after the 1×1 reduction, in order ('3×3', '3×3 → 3×3' for a double 3×3,
+    '3×3 max pool → 1×1')."""
     convs = [s for s in steps if s.op.category in CONV_CATEGORIES]
-    last = convs[-1] if convs else (steps[-1] if steps else None)
-    head = last.op.short_label(last) if last is not None else ""
-    pools = [s for s in steps if s.op.category == "pool"]
-    return f"pool → {head}" if pools and convs else head
+    if len(convs) > 1 and convs[0].op.category == "conv1x1":
+        convs = convs[1:]  # the reduction is counted in the channel row, not named
+    shown = {s.index for s in convs} | {s.index for s in steps if s.op.category == "pool"}
+    parts = [s.op.short_label(s) for s in steps if s.index in shown]
+    if not parts and steps:
+        parts = [steps[-1].op.short_label(steps[-1])]
+    return " → ".join(parts)
 
 
 def inception_label(title: str, concat: Node, group: Sequence[Node]) -> str:
@@ -64,11 +74,11 @@ def inception_label(title: str, concat: Node, group: Sequence[Node]) -> str:
         steps = branch_steps(x, group)
         heads.append(_branch_head(steps))
         counts.append(" → ".join(str(s.shape[1]) for s in steps if s.op.category in CONV_CATEGORIES) or "–")
-    head_row = "".join(f'<TD><FONT POINT-SIZE="8" COLOR="#45818e">{h}</FONT></TD>' for h in heads)
+    head_row = "".join(f'<TD><FONT POINT-SIZE="{HEAD_POINTS}" COLOR="#45818e">{h}</FONT></TD>' for h in heads)
     count_row = "".join(f"<TD>{c}</TD>" for c in counts)
     return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2" COLUMNS="*" COLOR="#9fc5cc">'
             f'<TR><TD COLSPAN="{len(heads)}"><B>{title}</B>  '
-            f'<FONT POINT-SIZE="9" COLOR="#45818e">{dims(concat.shape)}</FONT></TD></TR>'
+            f'<FONT POINT-SIZE="{HEAD_POINTS}" COLOR="#45818e">{dims(concat.shape)}</FONT></TD></TR>'
             f"<TR>{head_row}</TR><TR>{count_row}</TR></TABLE>>")
 
 

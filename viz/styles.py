@@ -45,8 +45,9 @@ def node_attrs(category: str, gradient: bool = False) -> Dict[str, str]:
 
 GRAPH_ATTRS = {"fontname": FONT, "newrank": "true", "ordering": "out", "nodesep": "0.22", "ranksep": "0.32",
                "pad": "0.2", "bgcolor": "white", "labelloc": "t"}
-# A collapsed network is scaled to fit a page (7.5 x 10 inches, portrait) with tighter ranks.
-COLLAPSED_GRAPH_ATTRS = {"ranksep": "0.17", "nodesep": "0.3", "size": "7.5,10"}
+# A collapsed network keeps its natural size (11-point text, 13 px in an SVG at 100% zoom:
+# never scaled down to a page, where its branch headings became unreadable) with tighter ranks.
+COLLAPSED_GRAPH_ATTRS = {"ranksep": "0.2", "nodesep": "0.3"}
 NODE_ATTRS = {"fontname": FONT, "fontsize": "11", "height": "0.32", "margin": "0.14,0.05", "penwidth": "1.2"}
 EDGE_ATTRS = {"fontname": FONT, "fontsize": "8.5", "fontcolor": "#555555", "color": "#555555",
               "arrowsize": "0.6", "penwidth": "1.0"}

@@ -4,6 +4,7 @@ import json
 import re
 
 import graphviz
+import numpy as np
 import pytest
 
 import minigraph as mg
@@ -107,7 +108,8 @@ def test_collapsed_googlenet_one_box_per_scope():
     assert "dropout 40%" in labels.values() and "linear, 1000" in labels.values()
     shapes = re.findall(r'label=" ([0-9×]+)"', src)
     assert shapes[:3] == ["3×224×224", "64×112×112", "64×56×56"] and shapes.count("512×14×14") >= 4
-    assert 'size="7.5,10"' in src                                      # one page
+    assert not re.search(r"[\s\[]size=", src)                          # natural size, never shrunk
+    assert "1×1 3×3 5×5 3×3 max pool → 1×1" in box_3a                    # the pool branch says its kind
     pos = layout(dot)
     main = [pos[k] for k in ("input", "conv 7×7/2, 64", "LRN", "avg pool 7×7/1", "softmax")]
     assert len({round(p[0]) for p in main}) == 1                       # the main line is straight
@@ -206,3 +208,48 @@ def test_graph_target_and_dense_layer_folding():
         mg.ops.softmax(logits, name="softmax")
     labels = node_labels(viz.to_dot(g).source)
     assert sorted(labels.values()) == ["linear, 3 +ReLU", "softmax", "x"]   # flatten, bias add, ReLU folded
+
+
+def _module_with(branches, name="mixed"):
+    """A graph with one Inception-like module whose branches are built by `branches` (a list of
+    functions of the input, each called inside its own branch scope)."""
+    with mg.Graph():
+        x = mg.placeholder((None, 16, 8, 8), name="previous_layer")
+        with mg.name_scope(name):
+            outs = []
+            for i, fn in enumerate(branches):
+                with mg.name_scope(f"branch_{i}"):
+                    outs.append(fn(x))
+            y = mg.ops.concat(outs, axis=1, name="concat")
+    return y
+
+
+def test_collapsed_branch_headings_name_pool_kinds_and_every_conv():
+    L = mg.layers
+    y = _module_with([
+        lambda x: L.conv1x1(x, 4, name="conv"),
+        lambda x: L.conv2d(L.conv2d(L.conv1x1(x, 6, name="reduce"), 8, 3, name="conv_a"), 8, 3, name="conv_b"),
+        lambda x: L.conv1x1(mg.ops.avg_pool(x, 3, stride=1, padding="SAME"), 5, name="proj"),
+        lambda x: L.conv1x1(mg.ops.max_pool(x, 3, stride=1, padding="SAME"), 7, name="proj"),
+        lambda x: mg.ops.max_pool(x, 3, stride=1, padding="SAME"),
+    ])
+    (box,) = [v for v in node_labels(viz.to_dot(y, collapse=1).source).values() if v.startswith("mixed")]
+    assert "1×1 3×3 → 3×3 3×3 avg pool → 1×1 3×3 max pool → 1×1 3×3 max pool" in box
+    assert "4 6 → 8 → 8 5 7 –" in box                    # the double 3×3: reduce, then both convs
+
+
+def test_batch_norm_layers_draw_as_one_box_with_their_relu():
+    with mg.Graph():
+        x = mg.placeholder((None, 3, 8, 8), name="x")
+        training = mg.placeholder_with_default(False, name="training")
+        y = mg.layers.conv2d(x, 4, 3, name="conv", batch_norm=True, training=training)
+        with mg.name_scope("head"):
+            z = mg.ops.sigmoid(mg.ops.relu(y))          # another scope: a box of its own
+    labels = sorted(node_labels(viz.to_dot(z, legend=False).source).values())
+    assert labels == ["ReLU +sigmoid", "conv 3×3/1, 4 +BN+ReLU", "x"]
+    with mg.Graph():
+        x = mg.placeholder((None, 3, 8, 8), name="x")
+        w = mg.variable(np.zeros((4, 3, 3, 3), "float32"), name="w")
+        twice = mg.ops.relu(mg.ops.relu(mg.ops.conv2d(x, w)))             # a repeated ReLU stays a box
+    assert sorted(node_labels(viz.to_dot(twice, legend=False).source).values()) == \
+        ["ReLU", "conv 3×3/1, 4 +ReLU", "x"]
