@@ -14,8 +14,8 @@
 __version__ = "0.1.0"
 
 from .autodiff import gradients
-from .errors import (BackendError, CheckpointError, FeedError, GraphError, MinigraphError, NumericsError,
-                     ShapeError)
+from .errors import (BackendError, CheckpointError, FeedError, GraphError, MinigraphError, ModelFileError,
+                     NumericsError, ShapeError)
 from .graph import Graph, Node, get_default_graph, name_scope, reset_default_graph
 from .op import Cost, Op, apply, constant, placeholder, placeholder_with_default, variable
 from .runtime import CpuRuntime, DeviceRuntime, Runtime
@@ -26,6 +26,7 @@ from . import testing  # noqa: E402
 from minigraph import ops  # noqa: E402  (the ops/ folder, installed as minigraph.ops)
 from . import data, optim  # noqa: E402
 from .checkpoint import restore, save  # noqa: E402
+from .saved_model import load_model, save_model  # noqa: E402
 from . import init, layers, models  # noqa: E402
 from .summary import summary  # noqa: E402  (mg.summary is the function; the module is minigraph.summary)
 from minigraph import viz  # noqa: E402  (the viz/ folder, installed as minigraph.viz)
@@ -43,5 +44,6 @@ __all__ = [
     "reset_default_graph", "Cost", "Op", "apply", "constant", "placeholder",
     "placeholder_with_default", "variable", "Session", "Spec", "testing", "ops", "assign",
     "data", "optim", "save", "restore", "init", "layers", "models", "summary", "viz",
-    "optimize", "dispatch", "CpuRuntime", "DeviceRuntime", "Runtime",
+    "optimize", "dispatch", "CpuRuntime", "DeviceRuntime", "Runtime", "save_model", "load_model",
+    "ModelFileError",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import CheckpointError
 from .session import Session
 
-__all__ = ["save", "restore", "read_metadata"]
+__all__ = ["save", "restore", "read_metadata", "write_archive", "read_archive"]
 
 FORMAT = "minigraph-checkpoint-1"
 _VAR, _STATE, _META = "variables/", "state/", "meta/"
@@ -38,8 +38,13 @@ def save(sess: Session, path, metadata: Optional[Dict[str, Any]] = None) -> str:
     `metadata` (a JSON-serialisable dict, e.g. the epoch reached) is stored too and
     returned by `restore`. Returns the path written. The folder is created if needed.
     """
+    return write_archive(path, _collect(sess, metadata))
+
+
+def write_archive(path, arrays: Dict[str, np.ndarray]) -> str:
+    """Write `arrays` as an .npz at `path` atomically: a temporary file in the same folder,
+    flushed to disk, renamed over the target. Creates the folder; returns the path."""
     path = os.fspath(path)
-    arrays = _collect(sess, metadata)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -118,15 +123,20 @@ def read_metadata(path) -> Dict[str, Any]:
 
 
 def _read(path: str) -> Dict[str, np.ndarray]:
-    """Every array in the archive, read eagerly so that corruption shows up here."""
+    return read_archive(path, "checkpoint")
+
+
+def read_archive(path: str, what: str) -> Dict[str, np.ndarray]:
+    """Every array in the .npz at `path`, read eagerly so that corruption shows up here, never
+    unpickling; a missing, corrupt or unreadable file is a CheckpointError naming `what` it was."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointError(f"no {what} at {path}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         # ValueError also covers object arrays, which would need pickle
-        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{path}: corrupt or unreadable {what} ({type(exc).__name__}: {exc})") from None
 
 
 def _check_variables(sess: Session, saved: Dict[str, np.ndarray], path: str) -> None:

@@ -52,6 +52,21 @@ def _add_summary(sub) -> None:
 _SUBCOMMANDS += [_add_render, _add_summary]
 
 
+def _add_predict(sub) -> None:
+    """`minigraph predict MODEL IMAGE...`: top-k classes (minigraph/classifier_cli.py)."""
+    from .classifier_cli import add_predict_command
+    add_predict_command(sub)
+
+
+def _add_evaluate(sub) -> None:
+    """`minigraph evaluate MODEL`: accuracy and confusion matrix (minigraph/classifier_cli.py)."""
+    from .classifier_cli import add_evaluate_command
+    add_evaluate_command(sub)
+
+
+_SUBCOMMANDS += [_add_predict, _add_evaluate]
+
+
 def _add_visualize(sub) -> None:
     """`minigraph visualize`: pictures of what the digits model learned (minigraph/visualize.py)."""
     from .visualize import add_command

@@ -66,7 +66,8 @@ def run_demo(out: str = DEMO_OUT, epochs: int = DEMO_EPOCHS, progress: bool = Tr
     written = metrics["files"]  # loss_curves is None without matplotlib (fit said so)
     files += [(what, written[role]) for role, what in (("metrics", "training metrics"),
                                                        ("loss_curves", "loss and accuracy curves"),
-                                                       ("checkpoint", "checkpoint")) if written[role]]
+                                                       ("checkpoint", "checkpoint"), ("model", "model file"))
+              if written[role]]
     print(f"drawing what the network learned, for test image {VISUALIZE_INDEX}")
     try:
         files += visualize_digits(written["checkpoint"], VISUALIZE_INDEX, os.path.join(out, "visualize"))

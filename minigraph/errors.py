@@ -29,5 +29,10 @@ class CheckpointError(MinigraphError, ValueError):
     """A checkpoint that is missing, corrupt, or does not match the session's variables."""
 
 
+class ModelFileError(CheckpointError):
+    """A model file (`mg.save_model`) that is missing, corrupt, foreign, or holds an op this
+    process does not know; also a graph that cannot be saved as one."""
+
+
 class NumericsError(MinigraphError, ArithmeticError):
     """A node's output holds NaN or Inf (raised by a session with `check_numerics`)."""

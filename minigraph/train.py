@@ -3,10 +3,13 @@ model on your own images (`config.data`: an image folder or CIFAR-10's binary ve
 
 `fit(config)` builds the model, trains it with a progress bar per epoch (live loss and
 accuracy; plain lines when the output is a log, see `minigraph.progress`), measures test
-accuracy after each epoch and keeps three files in `config.out`:
+accuracy after each epoch and keeps these files in `config.out`:
 
 - `checkpoint.npz`: variables, optimizer state, the session generator and the loop's
   position (epoch, batch, running sums), written after every epoch and on Ctrl-C;
+- `model.npz`: the trained classifier on its own (graph and weights, see
+  `minigraph.classifier`), written with the checkpoint: `minigraph predict` and
+  `minigraph evaluate` use it without the code that built it;
 - `metrics.json`: {"epochs": [{"epoch", "train_loss", "train_accuracy", "test_accuracy",
   "seconds"}, ...], "test_accuracy": <last>, "step_losses": [...], "config": {...}};
 - `loss.png`: the loss and accuracy curves (needs matplotlib, `minigraph[plot]`; without
@@ -35,6 +38,7 @@ import numpy as np
 from . import data as mgdata
 from . import optim
 from .checkpoint import restore, save
+from .classifier import MODEL, save_classifier
 from .errors import CheckpointError
 from .progress import progress as progress_bar
 from .progress import write as progress_write
@@ -129,6 +133,7 @@ class _Run:
         meta = {"config": _resumable(self.config), "epoch": self.epoch, "batch": self.batch,
                 "partial": self.partial, "history": self.history, "step_losses": self.step_losses}
         save(self.sess, self.checkpoint, metadata=meta)
+        save_classifier(os.path.join(self.config.out, MODEL), self.model, self.sess, self.data.classes)
 
     def resume(self) -> None:
         meta = restore(self.sess, self.checkpoint)
@@ -198,7 +203,8 @@ class _Run:
 
     def files(self) -> Dict[str, Optional[str]]:
         """The files this run wrote, by role; "loss_curves" is None when no plot was drawn."""
-        return {"checkpoint": self.checkpoint, "metrics": os.path.join(self.config.out, METRICS),
+        return {"checkpoint": self.checkpoint, "model": os.path.join(self.config.out, MODEL),
+                "metrics": os.path.join(self.config.out, METRICS),
                 "loss_curves": self.plot}
 
 

@@ -18,7 +18,8 @@ def add_command(subparsers) -> None:
         "train", help="train mini_inception on the 8x8 digits or on your images (--data)",
         description="Train mini_inception (or --model) on the 8x8 digits that ship with minigraph, or on "
                     "--data: a folder of images with one sub-folder per class, or CIFAR-10's binary version. "
-                    "Writes checkpoint.npz, metrics.json and loss.png (with matplotlib) to --out. "
+                    "Writes checkpoint.npz, model.npz (for minigraph predict/evaluate), metrics.json and loss.png "
+                    "(with matplotlib) to --out. "
                     "Ctrl-C saves a checkpoint; --resume continues it.")
     p.add_argument("--epochs", type=_positive, default=None, help=f"epochs in all (default {d.epochs})")
     p.add_argument("--batch-size", type=_positive, default=None, help=f"mini-batch size (default {d.batch_size})")
@@ -82,7 +83,8 @@ def run_command(args) -> int:
     except KeyboardInterrupt:
         return 130
     print(f"final test accuracy: {metrics['test_accuracy']:.4f}")
-    for role, what in (("checkpoint", "checkpoint"), ("metrics", "metrics"), ("loss_curves", "loss curves")):
+    for role, what in (("checkpoint", "checkpoint"), ("model", "model"), ("metrics", "metrics"),
+                       ("loss_curves", "loss curves")):
         if metrics["files"][role] is not None:  # no plot without matplotlib: fit said so once
             print(f"  {what:12s} {metrics['files'][role]}")
     return 0

@@ -25,7 +25,7 @@ def train(tmp_path, name, *args):
 def test_short_run_writes_checkpoint_metrics_and_plot(tmp_path, capsys):
     rc, out, metrics = train(tmp_path, "run", "--epochs", "2")
     assert rc == 0
-    assert sorted(os.listdir(out)) == ["checkpoint.npz", "loss.png", "metrics.json"]
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "loss.png", "metrics.json", "model.npz"]
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     for e in metrics["epochs"]:
         assert set(e) == {"epoch", "train_loss", "train_accuracy", "test_accuracy", "seconds"}
@@ -102,7 +102,7 @@ def test_demo_writes_and_lists_every_file(tmp_path, capsys):
     assert rc == 0
     assert "inception_5b" in printed and "total" in printed  # the GoogLeNet summary
     listed = [line.split()[-1] for line in printed.splitlines() if line.startswith("  ") and str(tmp_path) in line]
-    assert len(listed) == 5 + 11  # diagrams, training files, then the pictures of `minigraph visualize`
+    assert len(listed) == 6 + 11  # diagrams, training files and model, then the pictures of `minigraph visualize`
     for path in listed:
         assert os.path.getsize(path) > 0
     assert any(p.endswith("googlenet.svg") or p.endswith("googlenet.gv") for p in listed)
