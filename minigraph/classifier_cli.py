@@ -56,8 +56,13 @@ def _predict(args) -> int:
     c, h, w = input_geometry(model)
     print(f"{args.model}: {len(classes_of(model))} classes, images as {'RGB' if c == 3 else 'grayscale'} {h} x {w}")
     for path, top in zip(args.images, predict_files(model, args.images, args.top_k)):
-        print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
+        print(f"{path}: " + ", ".join(f"{name} {_percent(p)}" for name, p in top))
     return 0
+
+
+def _percent(p: float) -> str:
+    """A probability as a percentage with two decimals ('<0.01%' below that)."""
+    return f"{p:.2%}" if p >= 5e-5 else "<0.01%"
 
 
 def _evaluate(args) -> int:
@@ -80,7 +85,7 @@ def _evaluate(args) -> int:
         print(" " * (width + 2) + " ".join(n.rjust(cell) for n in names))
         for n, row in zip(names, result.confusion):
             print(n.rjust(width) + "  " + " ".join(str(v).rjust(cell) for v in row))
-    out = args.out or os.path.dirname(os.path.abspath(args.model))
+    out = args.out or os.path.dirname(args.model) or os.curdir
     os.makedirs(out, exist_ok=True)
     picture = plot_confusion(result, os.path.join(out, CONFUSION))
     if picture is None:
