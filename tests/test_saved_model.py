@@ -3,7 +3,6 @@ shapes, values, training steps), attribute encodings, and files that are corrupt
 tampered with or hold unknown ops."""
 import dataclasses
 import json
-import zipfile
 from typing import ClassVar
 
 import numpy as np

@@ -41,4 +41,4 @@ def test_declared_as_activations_that_join_their_producer_in_diagrams(name):
         y = REFERENCE[name][0](ops.conv2d(x, w, padding="SAME"))
     assert y.op.role == "activation" and y.op.fusable_activation == name
     labels = [line for line in mg.viz.to_dot(y, legend=False).source.splitlines() if "label=" in line]
-    assert any(f"conv 3×3/1, 5" in line and f"+{name}" in line for line in labels), labels
+    assert any("conv 3×3/1, 5" in line and f"+{name}" in line for line in labels), labels
