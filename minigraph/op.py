@@ -167,6 +167,17 @@ class Op:
         """This op followed by the activation `name` ('relu'), or None when it cannot."""
         return None
 
+    # specialisation (see minigraph.passes.specialize) -----------------------------------
+    def specialize(self, node: Node, inputs: Sequence[Node]):
+        """(op, input nodes) computing node's value more simply given `inputs` (node's inputs
+        in the graph being rewritten, some of them constants), or None."""
+        return None
+
+
+def constant_value(node: Node):
+    """The value of a constant node, else None."""
+    return node.op.value if isinstance(node.op, Constant) else None
+
 
 def apply(op: Op, inputs: Sequence[Any], name: Optional[str] = None) -> Node:
     """Add a node for `op` applied to `inputs` (nodes, arrays or Python numbers).

@@ -6,7 +6,7 @@ from typing import ClassVar, Optional
 
 from minigraph.dispatch import register_kernel
 from minigraph.errors import FeedError, ShapeError
-from minigraph.op import Op, apply, check_float, check_rank
+from minigraph.op import Op, apply, check_float, check_rank, constant_value
 from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, fmt
 
@@ -245,6 +245,14 @@ class DropoutMask(Op):
 
     def consumer_label(self, node):
         return f"dropout {self.rate:.0%}"
+
+    def specialize(self, node, inputs):
+        """Not training (a constant False switch), or rate 0: all ones, a deterministic fill."""
+        from .elementwise import Fill
+        training = constant_value(inputs[1])
+        if self.rate != 0.0 and (training is None or bool(training)):
+            return None
+        return Fill(1.0), [inputs[0]]
 
 
 @register_kernel("channel_window_sum", "numpy", "chunked")

@@ -30,7 +30,7 @@ import numpy as np
 
 from minigraph.errors import FeedError, ShapeError
 from minigraph.graph import Node, graph_of
-from minigraph.op import Constant, Op, Variable, apply, check_float, constant
+from minigraph.op import Constant, Op, Variable, apply, check_float, constant, constant_value
 from minigraph.spec import Spec, fmt
 
 from .elementwise import div, mul, neg, sqrt, square, sub
@@ -126,6 +126,13 @@ class BatchNorm(_Norm):
     pure: ClassVar[bool] = False
     foldable: ClassVar[bool] = False
     momentum: float = 0.9
+
+    def specialize(self, node, inputs):
+        """Not training (a constant False switch): the pure op on the moving averages."""
+        x, gamma, beta, moving_mean, moving_var, training = inputs
+        if constant_value(training) is None or bool(constant_value(training)):
+            return None
+        return BatchNormalization(self.epsilon), [x, moving_mean, moving_var, gamma, beta]
 
     def infer(self, x: Spec, gamma: Spec, beta: Spec, moving_mean: Spec, moving_var: Spec,
               training: Spec) -> Spec:

@@ -213,3 +213,24 @@ def test_mini_inception_training_step_equal_with_and_without_passes():
         np.testing.assert_allclose(a.get_value(v), b.get_value(v), rtol=1e-5, atol=1e-6)
     fused = [n for n in mg.optimize(m.loss, feed=[m.x, m.y]).graph.nodes if n.attrs.get("activation") == "relu"]
     assert len(fused) == 13  # every conv of the stem and both modules carries its ReLU
+
+
+def test_a_training_switch_that_is_not_fed_specializes_batch_norm_and_dropout():
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((4, 3, 5, 5)).astype("float32")
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 3, 5, 5), name="x")
+        training = mg.placeholder_with_default(False, name="training")
+        h = mg.layers.batch_norm(x, training, name="bn")
+        y = ops.dropout(h, 0.5, training)
+    inference = mg.optimize(y, feed=[x])
+    found = kinds(inference.graph)
+    assert found["batch_norm"] == 0 and found["batch_normalization"] == 1
+    assert found["dropout_mask"] == 0 and found["fill"] == 1
+    train = mg.optimize(y, feed=[x, training])
+    assert kinds(train.graph)["batch_norm"] == 1 and kinds(train.graph)["dropout_mask"] == 1
+    sess = mg.Session(g)
+    assert not sess.plan([y], [x]).writes_state  # inference runs share the session
+    assert sess.plan([y], [x, training]).writes_state
+    a, b = both(g, y, {x: x0})
+    np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -10,6 +10,8 @@ need, so the user's graph is never changed:
 
 - `eliminate_dead_nodes`: only what the outputs need (with fed placeholders as leaves);
 - `fold_constants`: pure ops on constants evaluated once;
+- `specialize_on_constants`: ops with a simpler form for constant inputs replaced by it (a
+  batch norm or dropout whose `training` switch is not fed);
 - `eliminate_common_subexpressions`: equal ops on equal inputs merged;
 - `fuse_conv_bias_relu`: conv/1x1 conv + bias add + ReLU as one node (`activation="relu"`).
 
@@ -26,6 +28,7 @@ from .cse import eliminate_common_subexpressions
 from .fold import FOLD_LIMIT, fold_constants
 from .fusion import fuse_conv_bias_relu
 from .program import SKIP, Builder, Program, compose, rebuild
+from .specialize import specialize_on_constants
 
 
 def eliminate_dead_nodes(prog: Program):
@@ -33,7 +36,7 @@ def eliminate_dead_nodes(prog: Program):
     return rebuild(prog)
 
 
-DEFAULT_PASSES = (fold_constants, eliminate_common_subexpressions, fuse_conv_bias_relu)
+DEFAULT_PASSES = (fold_constants, specialize_on_constants, eliminate_common_subexpressions, fuse_conv_bias_relu)
 
 
 @dataclasses.dataclass
@@ -88,4 +91,4 @@ def optimize(fetches, feed: Optional[Iterable[Node]] = None, passes=DEFAULT_PASS
 
 __all__ = ["optimize", "run_passes", "Optimized", "DEFAULT_PASSES", "Program", "Builder", "rebuild",
            "compose", "SKIP", "eliminate_dead_nodes", "fold_constants", "eliminate_common_subexpressions",
-           "fuse_conv_bias_relu", "FOLD_LIMIT"]
+           "fuse_conv_bias_relu", "specialize_on_constants", "FOLD_LIMIT"]
