@@ -31,6 +31,7 @@ from . import init, layers, models  # noqa: E402
 from .summary import summary  # noqa: E402  (mg.summary is the function; the module is minigraph.summary)
 from minigraph import viz  # noqa: E402  (the viz/ folder, installed as minigraph.viz)
 from .passes import optimize  # noqa: E402
+from . import onnx  # noqa: E402  (mg.onnx: export and import; the onnx package loads on first use)
 
 
 def assign(var, value, name=None):
@@ -45,5 +46,5 @@ __all__ = [
     "placeholder_with_default", "variable", "Session", "Spec", "testing", "ops", "assign",
     "data", "optim", "save", "restore", "init", "layers", "models", "summary", "viz",
     "optimize", "dispatch", "CpuRuntime", "DeviceRuntime", "Runtime", "save_model", "load_model",
-    "ModelFileError",
+    "ModelFileError", "onnx",
 ]

@@ -1,0 +1,91 @@
+"""The `onnx` package, imported on first use, and small conversions between its protos and NumPy.
+
+minigraph installs without ONNX support; `pip install 'minigraph[onnx]'` adds it. Every
+function of `mg.onnx` that needs the package calls `require_onnx()`, which says how to
+install it when it is missing.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from .errors import OnnxUnavailableError
+
+INSTALL = "pip install 'minigraph[onnx]'"
+
+
+def require_onnx():
+    """The `onnx` module, or OnnxUnavailableError saying how to install it."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise OnnxUnavailableError(f"ONNX support needs the onnx package ({exc}): {INSTALL}") from None
+    return onnx
+
+
+def require_onnxruntime():
+    """The `onnxruntime` module, or OnnxUnavailableError saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise OnnxUnavailableError(f"running ONNX models needs onnxruntime ({exc}): {INSTALL}") from None
+    return onnxruntime
+
+
+def to_array(tensor) -> np.ndarray:
+    """A TensorProto as a NumPy array (a copy, external data resolved by `onnx.load`)."""
+    return np.array(require_onnx().numpy_helper.to_array(tensor), copy=True)
+
+
+def from_array(value: np.ndarray, name: str):
+    """A NumPy array as a TensorProto called `name`."""
+    return require_onnx().numpy_helper.from_array(np.asarray(value, order="C"), name)
+
+
+def attributes(node) -> Dict[str, Any]:
+    """{name: value} of a NodeProto's attributes (ints, floats, lists, strings as str, tensors
+    as arrays)."""
+    helper = require_onnx().helper
+    out = {}
+    for a in node.attribute:
+        value = helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8", "replace") for v in value]
+        elif hasattr(value, "dims") and hasattr(value, "data_type"):
+            value = to_array(value)
+        out[a.name] = value
+    return out
+
+
+def np_dtype(elem_type: int) -> np.dtype:
+    """The NumPy dtype of an ONNX element type."""
+    return np.dtype(require_onnx().helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+def elem_type(dtype) -> int:
+    """The ONNX element type of a NumPy dtype."""
+    return require_onnx().helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def value_info(name: str, dtype, shape: Sequence[Optional[object]]):
+    """A ValueInfoProto: `shape` holds ints, None (an unnamed unknown dimension) or names."""
+    onnx = require_onnx()
+    dims = [d if d is None or isinstance(d, str) else int(d) for d in shape]
+    return onnx.helper.make_tensor_value_info(name, elem_type(dtype), dims)
+
+
+def static_shape(value_info_proto):
+    """(dtype, shape) of a graph input or output: ints for fixed dimensions, None for named or
+    unknown ones; shape None when the proto has no shape at all."""
+    t = value_info_proto.type.tensor_type
+    dtype = np_dtype(t.elem_type) if t.elem_type else None
+    if not t.HasField("shape"):
+        return dtype, None
+    return dtype, tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+
+
+__all__ = ["require_onnx", "require_onnxruntime", "to_array", "from_array", "attributes", "np_dtype",
+           "elem_type", "value_info", "static_shape", "INSTALL"]

@@ -1,0 +1,197 @@
+"""ONNX rules of the structural ops and leaves: inputs, weights, constants, Concat, Reshape,
+Flatten, Transpose, Identity, Dropout, BatchNormalization.
+
+- Placeholders become graph inputs, variables initializers holding the session's current
+  values, constants initializers; a placeholder with a default takes its default (the graph
+  is exported as it runs when nothing is fed).
+- A dropout is `x * dropout_mask(x, training)`; in inference the mask is all ones, so the
+  product exports as an ONNX Dropout (ratio as its input, no `training_mode`: the identity
+  in inference). On import, Dropout (inference) is an identity.
+- BatchNormalization (inference) is imported as y = x * scale + shift with
+  scale = gamma / sqrt(var + epsilon) and shift = beta - mean * scale, computed in float64
+  and stored as two trainable (C, 1, 1) variables in the node's scope: the model can be
+  fine-tuned and the conv + bias add fusion of the session can take the shift in.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from minigraph import ops
+
+from .errors import OnnxFileError
+
+
+# ---------------------------------------------------------------------------------------
+# export
+
+
+def export_placeholder(node, ctx) -> None:
+    ctx.graph_input(node)
+
+
+def export_variable(node, ctx) -> None:
+    ctx.bind(node, ctx.initializer(ctx.variable_value(node), node.name))
+
+
+def export_constant(node, ctx) -> None:
+    ctx.bind(node, ctx.initializer(np.asarray(node.op.value), node.name))
+
+
+def export_placeholder_with_default(node, ctx) -> None:
+    ctx.emit("Identity", [ctx.tensor(node.inputs[0])], node)
+
+
+def export_concat(node, ctx) -> None:
+    ctx.emit("Concat", [ctx.tensor(x) for x in node.inputs], node, dict(axis=int(node.op.axis)))
+
+
+def export_reshape(node, ctx) -> None:
+    shape = np.array(node.op.shape, np.int64)
+    attrs = dict(allowzero=1) if 0 in node.op.shape else {}  # a literal 0 is a size, not "copy"
+    ctx.emit("Reshape", [ctx.tensor(node.inputs[0]), ctx.initializer(shape, node.name + "_shape")], node, attrs)
+
+
+def export_flatten(node, ctx) -> None:
+    ctx.emit("Flatten", [ctx.tensor(node.inputs[0])], node, dict(axis=1))
+
+
+def export_transpose(node, ctx) -> None:
+    ctx.emit("Transpose", [ctx.tensor(node.inputs[0])], node, dict(perm=[int(a) for a in node.op.axes]))
+
+
+def export_identity(node, ctx) -> None:
+    ctx.emit("Identity", [ctx.tensor(node.inputs[0])], node)
+
+
+def export_dropout_mask(node, ctx) -> None:
+    """The mask itself writes nothing: the product that applies it exports as Dropout."""
+    rate = float(node.op.rate)
+
+    def apply(data, product, ctx) -> None:
+        ratio = ctx.initializer(np.array(rate, dtype=data.dtype), product.name + "_ratio")
+        ctx.emit("Dropout", [ctx.tensor(data), ratio], product)
+
+    ctx.mark_applied(node, apply)
+
+
+# ---------------------------------------------------------------------------------------
+# import
+
+
+def load_concat(node, ctx):
+    xs = [ctx.value(name) for name in node.input]
+    return [ops.concat(xs, axis=int(ctx.attrs["axis"]), name=ctx.leaf)]
+
+
+def load_identity(node, ctx):
+    return [ops.identity(ctx.value(node.input[0]), name=ctx.leaf)]
+
+
+def check_dropout(node, ctx) -> Optional[str]:
+    if len(node.output) > 1 and node.output[1]:
+        return "Dropout whose mask output is used"
+    if len(node.input) > 2 and node.input[2]:
+        if not ctx.is_static(node.input[2]) or bool(np.asarray(ctx.static(node.input[2])).any()):
+            return "Dropout in training mode"
+    return None
+
+
+def load_dropout(node, ctx):
+    """Inference: the identity (the ratio input and seed are irrelevant)."""
+    return [ops.identity(ctx.value(node.input[0]), name=ctx.leaf)]
+
+
+def load_flatten(node, ctx):
+    x = ctx.value(node.input[0])
+    axis = int(ctx.attrs.get("axis", 1)) % (x.ndim + 1)
+    if axis == 1:
+        return [ops.flatten(x, name=ctx.leaf)]
+    head, tail = x.shape[:axis], x.shape[axis:]
+    if None in tail and None in head:
+        raise OnnxFileError(f"Flatten {node.name!r} (axis {axis}): input {x.shape} has unknown sizes on "
+                            "both sides of the axis")
+    rows = -1 if None in head else int(np.prod(head))
+    cols = -1 if None in tail else int(np.prod(tail))
+    return [ops.reshape(x, (rows, cols), name=ctx.leaf)]
+
+
+def load_reshape(node, ctx):
+    """Reshape with a shape known at load time. A 0 copies the input's size (unless allowzero);
+    the one unknown size (the batch) becomes -1, resolving an explicit -1 from the known sizes."""
+    x = ctx.value(node.input[0])
+    target = [int(v) for v in np.asarray(ctx.static(node.input[1])).ravel()]
+    allowzero = bool(ctx.attrs.get("allowzero", 0))
+    dims = [x.shape[i] if d == 0 and not allowzero and i < x.ndim else d for i, d in enumerate(target)]
+    if None in dims:
+        unknown = [i for i, d in enumerate(dims) if d is None]
+        if len(unknown) > 1 or sum(d is None for d in x.shape) > 1:
+            raise OnnxFileError(f"Reshape {node.name!r}: target {target} copies several unknown sizes of "
+                                f"{x.shape}")
+        if -1 in dims:  # the -1 is known from the input's static sizes
+            known_in = int(np.prod([d for d in x.shape if d is not None]))
+            known_out = int(np.prod([d for d in dims if d not in (None, -1)]))
+            dims[dims.index(-1)] = known_in // max(known_out, 1)
+        dims[unknown[0]] = -1
+    return [ops.reshape(x, tuple(dims), name=ctx.leaf)]
+
+
+def load_transpose(node, ctx):
+    x = ctx.value(node.input[0])
+    perm = ctx.attrs.get("perm")
+    return [ops.transpose(x, None if perm is None else tuple(perm), name=ctx.leaf)]
+
+
+def check_batch_norm(node, ctx) -> Optional[str]:
+    if ctx.attrs_of(node).get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
+        return "BatchNormalization in training mode"
+    if not all(ctx.is_static(name) for name in node.input[1:5]):
+        return "BatchNormalization whose statistics are computed at run time"
+    return None
+
+
+def load_batch_norm(node, ctx):
+    x = ctx.value(node.input[0])
+    gamma, beta, mean, var = (np.asarray(ctx.static(name), np.float64) for name in node.input[1:5])
+    eps = float(ctx.attrs.get("epsilon", 1e-5))
+    scale = gamma / np.sqrt(var + eps)
+    shift = beta - mean * scale
+    shape = (-1,) + (1,) * max(x.ndim - 2, 0)
+    scale = ctx.new_variable(scale.reshape(shape).astype(x.dtype), "scale")
+    shift = ctx.new_variable(shift.reshape(shape).astype(x.dtype), "shift")
+    return [ops.add(ops.mul(x, scale, name=ctx.leaf + "_scale"), shift, name=ctx.leaf)]
+
+
+def load_constant(node, ctx):
+    """A Constant node's value: kept as a static array (shapes, axes) and made a graph constant
+    when an op reads it as a tensor."""
+    a = ctx.attrs
+    if "value" in a:
+        value = np.asarray(a["value"])
+    elif "value_float" in a:
+        value = np.array(a["value_float"], np.float32)
+    elif "value_floats" in a:
+        value = np.array(a["value_floats"], np.float32)
+    elif "value_int" in a:
+        value = np.array(a["value_int"], np.int64)
+    elif "value_ints" in a:
+        value = np.array(a["value_ints"], np.int64)
+    else:
+        raise OnnxFileError(f"Constant {node.name!r}: unsupported value attribute {sorted(a)}")
+    ctx.set_static(node.output[0], value)
+    return []
+
+
+def check_constant(node, ctx) -> Optional[str]:
+    keys = set(ctx.attrs_of(node))
+    if not keys & {"value", "value_float", "value_floats", "value_int", "value_ints"}:
+        return f"Constant with {', '.join(sorted(keys)) or 'no value'}"
+    return None
+
+
+__all__ = ["export_placeholder", "export_variable", "export_constant", "export_placeholder_with_default",
+           "export_concat", "export_reshape", "export_flatten", "export_transpose", "export_identity",
+           "export_dropout_mask", "load_concat", "load_identity", "check_dropout", "load_dropout",
+           "load_flatten", "load_reshape", "load_transpose", "check_batch_norm", "load_batch_norm",
+           "load_constant", "check_constant"]
