@@ -201,7 +201,8 @@ def load_avg_pool(node, ctx):
     include = bool(ctx.attrs.get("count_include_pad", 0))
     if include and any(extra) and any(p for pair in padding for p in pair):
         # zeros that count, then an overhang that does not
-        x = ops.pad_axis(ops.pad_axis(x, *padding[0], axis=2), *padding[1], axis=3, name=ctx.leaf + "_pads")
+        x = ops.pad_axis(ops.pad_axis(x, *padding[0], axis=2, name=ctx.leaf + "_pad_h"), *padding[1], axis=3,
+                         name=ctx.leaf + "_pad_w")
         return [ops.avg_pool(x, kernel, stride, padding=((0, extra[0]), (0, extra[1])), name=ctx.leaf)]
     return [ops.avg_pool(x, kernel, stride, padding=_grow(padding, extra),
                          count_include_pad=include and not any(extra), name=ctx.leaf)]

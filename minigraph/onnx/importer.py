@@ -181,11 +181,19 @@ def read(path):
         model = onnx.load(path)
     except Exception as exc:  # noqa: BLE001 - protobuf's decode errors have no common public base
         raise OnnxFileError(f"{path} is not an ONNX model: {type(exc).__name__}: {exc}") from None
+    weights = {t.name for t in model.graph.initializer}
+    for vi in model.graph.input:
+        if vi.name not in weights and not vi.type.tensor_type.HasField("shape"):
+            raise OnnxFileError(f"{path}: input {vi.name!r} has no shape (minigraph needs its rank and sizes)")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and C++ errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OnnxFileError(f"{path} is not a valid ONNX model: {first}") from None
+        try:  # outputs written without shapes fail the checker; shape inference supplies them
+            model = onnx.shape_inference.infer_shapes(model)
+            onnx.checker.check_model(model)
+        except Exception:  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxFileError(f"{path} is not a valid ONNX model: {first}") from None
     return model
 
 

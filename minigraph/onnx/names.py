@@ -6,8 +6,10 @@ are free text; exporters give them structure in one of three ways, each read her
 - '/'-separated paths (PyTorch's TorchScript exporter, minigraph itself):
   '/inception1/branch1/conv/Conv' -> scope 'inception1/branch1/conv', name 'Conv';
 - PyTorch's dynamo exporter: flat node names ('node_conv2d_1') with the module path in the
-  node's metadata ('pkg.torch.onnx.name_scopes', else 'namespace'):
-  ['', 'blocks', 'blocks.0', 'conv2d_1'] -> scope 'blocks/blocks.0', name 'node_conv2d_1';
+  node's metadata ('pkg.torch.onnx.name_scopes', else 'namespace'), each level a full
+  dotted path: ['', 'blocks', 'blocks.0', 'blocks.0.branch1', 'conv2d_1'] -> scope
+  'blocks/blocks.0/branch1' (each level's own name, an index keeping its parent's, as the
+  TorchScript exporter writes them), name 'node_conv2d_1';
 - '.'-separated paths ('features.0.conv'), when a name has no '/'.
 
 Other characters become '_'. Models minigraph wrote are read with '/' alone, so names come
@@ -46,12 +48,26 @@ def metadata_scope(node) -> Optional[List[str]]:
         except (ValueError, SyntaxError):
             scopes = None
         if isinstance(scopes, (list, tuple)) and all(isinstance(s, str) for s in scopes):
-            return [clean(s) for s in scopes[:-1] if s.strip()]
+            return _own_names(scopes[:-1])
     raw = meta.get("namespace")
     if raw:
-        names = [seg.partition(":")[0] for seg in raw.split("/")]
-        return [clean(s) for s in names[:-1] if s.strip()]
+        return _own_names([seg.partition(":")[0].strip() for seg in raw.split("/")][:-1])
     return None
+
+
+def _own_names(paths: List[str]) -> List[str]:
+    """Full dotted module paths, outermost first -> each level's own name ('blocks.0.branch1'
+    under 'blocks.0' -> 'branch1'; an index keeps its parent's name: 'blocks.0')."""
+    out, parent = [], ""
+    for path in (p.strip() for p in paths):
+        if not path:
+            continue
+        own = path[len(parent) + 1:] if parent and path.startswith(parent + ".") else path
+        if own.isdigit() and parent:
+            own = parent.rpartition(".")[2] + "." + own
+        out.append(clean(own))
+        parent = path
+    return out
 
 
 def node_path(node, index: int, dots: bool = True) -> Tuple[List[str], str]:
