@@ -79,6 +79,7 @@ ROWS = (
     Row("reshape", "Reshape", export=tensor.export_reshape, load=tensor.load_reshape,
         load_check=math.check_static_input(1, "target shape")),
     Row("flatten", "Flatten", export=tensor.export_flatten, load=tensor.load_flatten),
+    Row("pad_axis", "Pad", export=tensor.export_pad_axis, load=tensor.load_pad, load_check=tensor.check_pad),
     Row("transpose", "Transpose", export=tensor.export_transpose, load=tensor.load_transpose),
     Row("identity", "Identity", export=tensor.export_identity, load=tensor.load_identity),
     Row("dropout_mask", "Dropout", export=tensor.export_dropout_mask, load=tensor.load_dropout,

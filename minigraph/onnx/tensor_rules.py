@@ -65,6 +65,14 @@ def export_identity(node, ctx) -> None:
     ctx.emit("Identity", [ctx.tensor(node.inputs[0])], node)
 
 
+def export_pad_axis(node, ctx) -> None:
+    """Zeros before and after one axis: Pad (constant mode) with pads [begins..., ends...]."""
+    rank, op = node.inputs[0].ndim, node.op
+    pads = [0] * (2 * rank)
+    pads[op.axis], pads[rank + op.axis] = int(op.before), int(op.after)
+    ctx.emit("Pad", [ctx.tensor(node.inputs[0]), ctx.initializer(np.array(pads, np.int64), node.name + "_pads")], node)
+
+
 def export_dropout_mask(node, ctx) -> None:
     """The mask itself writes nothing: the product that applies it exports as Dropout."""
     rate = float(node.op.rate)
@@ -143,6 +151,46 @@ def load_transpose(node, ctx):
     return [ops.transpose(x, None if perm is None else tuple(perm), name=ctx.leaf)]
 
 
+def check_pad(node, ctx) -> Optional[str]:
+    attrs = ctx.attrs_of(node)
+    if attrs.get("mode", "constant") != "constant":
+        return f"Pad in {attrs['mode']} mode"
+    if "pads" not in attrs and not (len(node.input) > 1 and ctx.is_static(node.input[1])):
+        return "Pad whose pads are computed at run time"
+    if len(node.input) > 2 and node.input[2]:
+        if not ctx.is_static(node.input[2]):
+            return "Pad whose value is computed at run time"
+    if len(node.input) > 3 and node.input[3] and not ctx.is_static(node.input[3]):
+        return "Pad whose axes are computed at run time"
+    return None
+
+
+def load_pad(node, ctx):
+    """Pad (constant mode, value 0, pads >= 0) as one pad_axis per padded axis."""
+    x = ctx.value(node.input[0])
+    pads = ctx.attrs.get("pads")
+    if pads is None:
+        pads = ctx.static(node.input[1])
+    pads = [int(p) for p in np.asarray(pads).ravel()]
+    value = ctx.attrs.get("value", 0.0)
+    if len(node.input) > 2 and node.input[2]:
+        value = np.asarray(ctx.static(node.input[2])).ravel()
+        value = float(value[0]) if value.size else 0.0
+    axes = list(range(x.ndim))
+    if len(node.input) > 3 and node.input[3]:
+        axes = [int(a) % x.ndim for a in np.asarray(ctx.static(node.input[3])).ravel()]
+    if value != 0.0 or min(pads, default=0) < 0:
+        raise OnnxFileError(f"Pad {node.name!r}: only zero padding (no cropping) is supported, got value "
+                            f"{value} and pads {pads}")
+    n = len(axes)
+    done = [(axis, pads[i], pads[n + i]) for i, axis in enumerate(axes) if pads[i] or pads[n + i]]
+    if not done:
+        return [ops.identity(x, name=ctx.leaf)]
+    for j, (axis, before, after) in enumerate(done):
+        x = ops.pad_axis(x, before, after, axis=axis, name=ctx.leaf if j == len(done) - 1 else None)
+    return [x]
+
+
 def check_batch_norm(node, ctx) -> Optional[str]:
     if ctx.attrs_of(node).get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
         return "BatchNormalization in training mode"
@@ -192,6 +240,6 @@ def check_constant(node, ctx) -> Optional[str]:
 
 __all__ = ["export_placeholder", "export_variable", "export_constant", "export_placeholder_with_default",
            "export_concat", "export_reshape", "export_flatten", "export_transpose", "export_identity",
-           "export_dropout_mask", "load_concat", "load_identity", "check_dropout", "load_dropout",
+           "export_pad_axis", "check_pad", "load_pad", "export_dropout_mask", "load_concat", "load_identity", "check_dropout", "load_dropout",
            "load_flatten", "load_reshape", "load_transpose", "check_batch_norm", "load_batch_norm",
            "load_constant", "check_constant"]

@@ -69,6 +69,7 @@ KIND_CASES = {
     "reshape": ([arr(2, 3, 4)], lambda x: ops.reshape(x, (-1, 2, 6))),
     "flatten": ([arr(2, 3, 4)], lambda x: ops.flatten(x)),
     "transpose": ([arr(2, 3, 4)], lambda x: ops.transpose(x, (0, 2, 1))),
+    "pad_axis": ([arr(2, 3, 4)], lambda x: ops.pad_axis(x, 2, 1, axis=-1)),
     "identity": ([arr(2, 3)], lambda x: ops.identity(x)),
     "dropout_mask": ([arr(2, 3)], lambda x: ops.dropout(x, 0.5, mg.placeholder_with_default(False))),
 }
