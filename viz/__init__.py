@@ -4,6 +4,8 @@ Diagrams (Graphviz):
 
     dot = mg.viz.to_dot(net.probs, collapse=1)      # a graphviz.Digraph; needs no `dot` program
     mg.viz.render(net.probs, "googlenet.svg", collapse=1)
+    folded = mg.viz.fold_repeats(outputs); mg.viz.render(folded.outputs, "f.svg", decorate=folded)
+    d = mg.viz.diff(old_outputs, new_outputs); mg.viz.render(d.graph, "diff.svg", decorate=d)
 
 Inside a CNN (matplotlib, the `plot` extra; each returns its arrays and draws when given a path):
 
@@ -14,7 +16,10 @@ Inside a CNN (matplotlib, the `plot` extra; each returns its arrays and draws wh
     mg.viz.occlusion(sess, logits, x, {x: batch}, class_index, "occlusion.png")
     mg.viz.translation_invariance(sess, x, logits, images, {"pooled": pool}, "invariance.png")
 """
+from .decorate import Decorator
+from .diff import GraphDiff, diff
 from .dot import to_dot
+from .fold import Folded, fold_repeats
 from .render import GraphvizNotFoundError, render
 from .activations import feature_maps
 from .figures import MatplotlibNotFoundError
@@ -26,4 +31,4 @@ from .sensitivity import saliency
 
 __all__ = ["to_dot", "render", "GraphvizNotFoundError", "filters", "feature_maps", "saliency", "grad_cam",
            "GradCAM", "upsample_bilinear", "occlusion", "Occlusion", "translation_invariance", "Invariance",
-           "shift_images", "MatplotlibNotFoundError"]
+           "shift_images", "MatplotlibNotFoundError", "Decorator", "fold_repeats", "Folded", "diff", "GraphDiff"]

@@ -25,6 +25,7 @@ from minigraph.scopes import (gradient_owner, group_category, group_kind, is_hel
                               principal, scope_key, scope_parts, target_nodes)
 
 from . import labels, styles
+from .decorate import Decorator
 
 Target = Union[Graph, Node, Sequence[Node]]
 GRAD_MARK = "∇"
@@ -52,7 +53,8 @@ class Box:
 
 def to_dot(target: Target, collapse: Optional[int] = None, show_shapes: bool = True,
            show_grads: bool = False, rankdir: str = "TB", show_variables: bool = False,
-           legend: bool = True, title: Optional[str] = None) -> graphviz.Digraph:
+           legend: bool = True, title: Optional[str] = None,
+           decorate: Optional[Decorator] = None) -> graphviz.Digraph:
     """A `graphviz.Digraph` of `target`: a Graph (every node), a node or a list of nodes (them
     and everything they depend on).
 
@@ -65,14 +67,17 @@ def to_dot(target: Target, collapse: Optional[int] = None, show_shapes: bool = T
     show_variables: draw variables and constants as boxes of their own instead of folding them.
     legend: add a legend of the op kinds drawn (below the diagram). title: a caption above
     the legend.
+    decorate: a `viz.decorate.Decorator` that retitles clusters and restyles boxes (folded
+    repeats, diffs).
     """
     if collapse is not None and (not isinstance(collapse, int) or collapse < 1):
         raise ValueError(f"collapse must be None or a positive int, got {collapse!r}")
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be one of TB, LR, BT, RL, got {rankdir!r}")
+    decorate = decorate or Decorator()
     nodes = select_nodes(target, show_grads)
     drawn = [n for n in nodes if show_variables or not (is_param(n) or is_structural(n))]
-    boxes, rep = _make_boxes(drawn, collapse)
+    boxes, rep = _make_boxes(drawn, collapse, decorate)
     edges = _edges(drawn, rep, show_shapes)
     _place_in_clusters(boxes)
 
@@ -85,7 +90,7 @@ def to_dot(target: Target, collapse: Optional[int] = None, show_shapes: bool = T
     dot.attr("node", **styles.NODE_ATTRS)
     dot.attr("edge", **styles.EDGE_ATTRS)
     spacers = _branch_spacers(boxes, rep, edges) if collapse is None else {}
-    _emit_clusters(dot, boxes, [sp for chain in spacers.values() for sp in chain])
+    _emit_clusters(dot, boxes, [sp for chain in spacers.values() for sp in chain], decorate)
     for (tail, head), (label, grad) in edges.items():
         attrs = dict(styles.GRADIENT_EDGE) if grad else {}
         if label:
@@ -101,7 +106,8 @@ def to_dot(target: Target, collapse: Optional[int] = None, show_shapes: bool = T
     if (legend and boxes) or title:
         cats = {b.category for b in boxes} if legend else ()
         grads = legend and any(b.gradient for b in boxes)
-        dot.attr("graph", label=styles.legend_label(cats, grads, legend and show_shapes and bool(edges), title or ""),
+        dot.attr("graph", label=styles.legend_label(cats, grads, legend and show_shapes and bool(edges), title or "",
+                                                    extra=decorate.legend() if legend else ()),
                  labelloc="b", labeljust="l", fontsize="9")
     return dot
 
@@ -126,7 +132,7 @@ def select_nodes(target: Target, show_grads: bool) -> List[Node]:
 # boxes: which box each node is drawn in
 
 
-def _make_boxes(drawn: List[Node], collapse: Optional[int]):
+def _make_boxes(drawn: List[Node], collapse: Optional[int], decorate: Decorator):
     rep: Dict[int, Box] = {}
     boxes: List[Box] = []
     owners = {n.index: gradient_owner(n) for n in drawn}
@@ -143,7 +149,7 @@ def _make_boxes(drawn: List[Node], collapse: Optional[int]):
             if key is not None:
                 groups.setdefault(key, []).append(n)
     for key, members in groups.items():
-        box = _group_box(f"g{len(boxes)}", key, members, owners[members[0].index] is not None)
+        box = _group_box(f"g{len(boxes)}", key, members, owners[members[0].index] is not None, decorate.title(key))
         boxes.append(box)
         for n in members:
             rep[n.index] = box
@@ -222,12 +228,12 @@ def _op_box(box_id: str, n: Node, owner: Optional[Node]) -> Box:
     return Box(box_id, [n], n.op.category, labels.op_label(n), home, home, activation=fused)
 
 
-def _group_box(box_id: str, key: str, members: List[Node], gradient: bool) -> Box:
+def _group_box(box_id: str, key: str, members: List[Node], gradient: bool, title: Optional[str] = None) -> Box:
     if gradient:
         return Box(box_id, members, "other", f"{key} ({len(members)} ops)", (), (), gradient=True, collapsed=True)
     kind = group_kind(members)
     path = tuple(key.split("/")[:-1])
-    return Box(box_id, members, group_category(members, kind), labels.group_label(key, kind, members),
+    return Box(box_id, members, group_category(members, kind), labels.group_label(key, kind, members, title),
                path, tuple(key.split("/")), collapsed=True)
 
 
@@ -300,7 +306,8 @@ def _place_in_clusters(boxes: List[Box]) -> None:
             b.path = b.path[:-1]
 
 
-def _emit_clusters(dot: graphviz.Digraph, boxes: List[Box], spacers: Sequence["Spacer"] = ()) -> None:
+def _emit_clusters(dot: graphviz.Digraph, boxes: List[Box], spacers: Sequence["Spacer"] = (),
+                   decorate: Optional[Decorator] = None) -> None:
     tree: Dict[Tuple[str, ...], List] = {(): []}
     for b in [*boxes, *spacers]:
         for i in range(1, len(b.path) + 1):
@@ -308,10 +315,10 @@ def _emit_clusters(dot: graphviz.Digraph, boxes: List[Box], spacers: Sequence["S
                 tree[b.path[:i]] = []
                 tree[b.path[:i - 1]].append(b.path[:i])
         tree[b.path].append(b)
-    _emit(dot, (), tree)
+    _emit(dot, (), tree, decorate or Decorator())
 
 
-def _emit(g: graphviz.Digraph, path: Tuple[str, ...], tree) -> None:
+def _emit(g: graphviz.Digraph, path: Tuple[str, ...], tree, decorate: Decorator) -> None:
     for item in tree[path]:
         if isinstance(item, Spacer):
             g.node(item.id, "", shape="point", width="0.015", height="0.015", color=styles.EDGE_ATTRS["color"])
@@ -321,14 +328,16 @@ def _emit(g: graphviz.Digraph, path: Tuple[str, ...], tree) -> None:
             tip = item.members[0].name if not item.collapsed else "/".join(item.home) or item.label
             if item.spine:
                 attrs["group"] = "spine"
-            g.node(item.id, item.label, tooltip=tip, **attrs)
+            label, attrs = decorate.box(item, item.label, attrs)
+            g.node(item.id, label, tooltip=tip, **attrs)
             continue
         grad = item[0].startswith(GRAD_MARK)
         with g.subgraph(name="cluster_" + _ident("/".join(item))) as sub:
             name = item[-1]
-            label = ("gradients of " + name[2:] if name[2:] else "gradients") if grad else labels.pretty(name)
+            label = ("gradients of " + name[2:] if name[2:] else "gradients") if grad else (
+                decorate.title("/".join(item)) or labels.pretty(name))
             sub.attr(label=label, **styles.cluster_attrs(len(item), grad))
-            _emit(sub, item, tree)
+            _emit(sub, item, tree, decorate)
 
 
 def _ident(text: str) -> str:

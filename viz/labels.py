@@ -12,7 +12,7 @@ a double 3×3, '3×3 max pool → 1×1' or '3×3 avg pool → 1×1').
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from minigraph.graph import Node
 from minigraph.op import LEAF_OPS
@@ -93,9 +93,10 @@ def stack_label(title: str, group: Sequence[Node]) -> str:
             f"<TR><TD><B>{title}</B></TD></TR>{rows}</TABLE>>")
 
 
-def group_label(key: str, kind: str, group: Sequence[Node]) -> str:
-    """The label of a collapsed scope: the Inception table, a stack of ops, or the single op."""
-    title = pretty(key)
+def group_label(key: str, kind: str, group: Sequence[Node], title: Optional[str] = None) -> str:
+    """The label of a collapsed scope: the Inception table, a stack of ops, or the single op.
+    `title` replaces the scope's name as the heading."""
+    title = title or pretty(key)
     if kind == "inception":
         return inception_label(title, principal(output_node(group), group), group)
     work = work_nodes(group)

@@ -67,14 +67,16 @@ def cluster_attrs(depth: int, gradient: bool = False) -> Dict[str, str]:
 
 
 def legend_label(categories: Iterable[str], gradients: bool, shapes: bool, caption: str = "",
-                 columns: int = 0) -> str:
+                 columns: int = 0, extra: Iterable = ()) -> str:
     """An HTML-like Graphviz label: an optional caption, then one swatch and one line of text
-    per category drawn, `columns` entries a row (0: 3 when that fills the rows, else 2)."""
+    per category drawn, `columns` entries a row (0: 3 when that fills the rows, else 2).
+    `extra` adds (fill, border, text) entries after the categories (e.g. a diff's marks)."""
     present = set(categories)
     entries = [_legend_entry(CATEGORIES[c].fill, CATEGORIES[c].border, CATEGORIES[c].legend)
                for c in LEGEND_ORDER if c in present]
     if gradients:
         entries.append(_legend_entry(GRADIENT.fill, GRADIENT.border, GRADIENT.legend))
+    entries.extend(_legend_entry(fill, border, text) for fill, border, text in extra)
     if shapes:
         entries.append('<TD ALIGN="RIGHT"><FONT POINT-SIZE="11">→</FONT></TD>'
                        '<TD ALIGN="LEFT">tensor shape C×H×W (batch left out)</TD>')

@@ -1,0 +1,38 @@
+"""`minigraph export`: a built-in network (with a checkpoint's weights) as an ONNX file.
+
+    minigraph export googlenet -o googlenet.onnx [--checkpoint FILE]
+    minigraph export mini_inception --checkpoint runs/digits/checkpoint.npz -o digits.onnx
+"""
+from __future__ import annotations
+
+from .exporter import DEFAULT_OPSET, export
+
+
+def _export(args) -> int:
+    from minigraph.targets import resolve
+    target = resolve(args.network, checkpoint=args.checkpoint, aux=args.aux)
+    path = args.output or f"{target.name}.onnx"
+    export(target.outputs, path, session=target.session, opset=args.opset,
+           dynamic_batch=args.batch is None, batch_size=args.batch or 1)
+    print(path)
+    return 0
+
+
+def add_command(subparsers) -> None:
+    """Register `minigraph export` on the CLI's subparsers."""
+    from minigraph.targets import NETWORKS
+    p = subparsers.add_parser("export", help="write a network as an ONNX file (inference graph, weights included)",
+                              description="Write inception, googlenet or mini_inception as an ONNX model: the "
+                                          "inference graph (dropout off) with the weights of --checkpoint, or the "
+                                          "initial weights without one. Outputs: logits and probs.")
+    p.add_argument("network", choices=NETWORKS, help="what to export")
+    p.add_argument("-o", "--output", help="output file (default: <network>.onnx)")
+    p.add_argument("--checkpoint", help="a checkpoint written by mg.save or `minigraph train` (e.g. runs/digits/checkpoint.npz)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 13 (default {DEFAULT_OPSET})")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="a fixed batch size (default: a dynamic batch dimension)")
+    p.add_argument("--aux", action="store_true", help="googlenet: with the auxiliary classifiers' outputs")
+    p.set_defaults(func=_export)
+
+
+__all__ = ["add_command"]
