@@ -76,6 +76,21 @@ def _add_visualize(sub) -> None:
 _SUBCOMMANDS += [_add_visualize]
 
 
+def _add_export(sub) -> None:
+    """`minigraph export googlenet -o googlenet.onnx`: ONNX files (minigraph/onnx/command.py)."""
+    from .onnx.command import add_command
+    add_command(sub)
+
+
+def _add_diff(sub) -> None:
+    """`minigraph diff a.onnx b.onnx`: one diagram of two versions (minigraph/diffs.py)."""
+    from .diffs import add_command
+    add_command(sub)
+
+
+_SUBCOMMANDS += [_add_export, _add_diff]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
 """`minigraph render` and `minigraph summary`."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -123,3 +124,54 @@ def test_demo_diagrams_draw_the_aux_classifiers_and_name_the_input_as_the_docs_d
     assert "aux1" in net and "aux2" in net
     printed = capsys.readouterr().out
     assert "aux1" not in printed and "inception_5b" in printed   # Table 1 has no side classifiers
+
+
+# --- any ONNX model, folding, diffs -------------------------------------------------------
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "onnx", "inception_torchscript.onnx")
+
+
+def test_render_and_summary_of_an_onnx_file(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    target = tmp_path / "m.gv"
+    assert main(["render", FIXTURE, "-o", str(target)]) == 0
+    src = target.read_text()
+    assert "inception (a)" in src and "conv 3×3/1, 6, dilation 2" in src and "16×8×8" in src
+    assert "tensor shape C×H×W" in src  # the legend
+    capsys.readouterr()
+    assert main(["summary", FIXTURE]) == 0
+    table = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in table.splitlines()[2:-2]}
+    assert lines["stem"].split()[-2:] == ["448", "110,592"] and "inception" in lines["inception_a"]
+    assert table.splitlines()[-1].split()[-2:] == ["8,250", "573,760"]
+
+
+def test_render_fold_repeats_and_default_name(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnx")
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", FIXTURE, "--collapse", "--fold-repeats"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.endswith("inception_torchscript_collapsed_folded.svg")
+    assert "blocks.0 … blocks.2 ×3" in open(out).read()
+
+
+def test_diff_of_two_models(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    import minigraph as mg
+    exported = str(tmp_path / "googlenet.onnx")
+    assert main(["export", "googlenet", "-o", exported]) == 0
+    capsys.readouterr()
+    assert main(["diff", "googlenet", exported, "-o", str(tmp_path / "d.gv")]) == 0
+    report = capsys.readouterr().out
+    assert report.startswith("0 added, 2 removed, 1 changed") and "~ dropout/dropout: mul → identity" in report
+    assert "googlenet → googlenet: 0 added" in (tmp_path / "d.gv").read_text()
+    del mg
+
+
+def test_unknown_network_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["render", "resnet"])
+    assert "choose one of inception, googlenet, mini_inception or an .onnx file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["summary", "missing.onnx"])
+    assert "no ONNX file at missing.onnx" in capsys.readouterr().err

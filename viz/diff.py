@@ -89,6 +89,7 @@ class GraphDiff(Decorator):
     added: List[str]
     removed: List[str]
     changed: Dict[str, List[str]]
+    drawn: set = dataclasses.field(default_factory=set, repr=False)  # marks drawn so far (for the legend)
 
     def mark(self, name: str):
         if name in self.changed:
@@ -104,6 +105,7 @@ class GraphDiff(Decorator):
         if not marks:
             return label, attrs
         mark = "changed" if "changed" in marks else marks[0]
+        self.drawn.add(mark)
         fill, border, _ = MARKS[mark]
         attrs = dict(attrs, fillcolor=fill, color=border, penwidth="2.2")
         if mark == "removed":
@@ -115,8 +117,8 @@ class GraphDiff(Decorator):
         return label, attrs
 
     def legend(self):
-        present = {m for m in ("added", "removed", "changed") if getattr(self, m)}
-        return [MARKS[m] for m in ("added", "removed", "changed") if m in present]
+        """Entries for the marks of the boxes drawn (a removed dropout mask is part of no box)."""
+        return [MARKS[m] for m in ("added", "removed", "changed") if m in self.drawn]
 
     def __str__(self) -> str:
         lines = [f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed"]

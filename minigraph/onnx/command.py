@@ -5,7 +5,16 @@
 """
 from __future__ import annotations
 
-from .exporter import DEFAULT_OPSET, export
+import argparse
+
+from .exporter import DEFAULT_OPSET, MIN_OPSET, export
+
+
+def _opset(text: str) -> int:
+    value = int(text)
+    if value < MIN_OPSET:
+        raise argparse.ArgumentTypeError(f"must be >= {MIN_OPSET} (Softmax's one-axis semantics), got {text}")
+    return value
 
 
 def _export(args) -> int:
@@ -28,7 +37,7 @@ def add_command(subparsers) -> None:
     p.add_argument("network", choices=NETWORKS, help="what to export")
     p.add_argument("-o", "--output", help="output file (default: <network>.onnx)")
     p.add_argument("--checkpoint", help="a checkpoint written by mg.save or `minigraph train` (e.g. runs/digits/checkpoint.npz)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 13 (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=_opset, default=DEFAULT_OPSET, help=f"ONNX opset, >= {MIN_OPSET} (default {DEFAULT_OPSET})")
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help="a fixed batch size (default: a dynamic batch dimension)")
     p.add_argument("--aux", action="store_true", help="googlenet: with the auxiliary classifiers' outputs")

@@ -50,12 +50,10 @@ def export_matmul(node, ctx) -> None:
 
 
 def _axes(node):
-    """The reduced axes of a sum/mean node, non-negative, or None for all."""
+    """The reduced axes of a sum/mean node as the op holds them (ONNX takes negative axes too),
+    or None for all."""
     axis = node.op.axis
-    if axis is None:
-        return None
-    rank = node.inputs[0].ndim
-    return [int(a) % rank for a in axis]
+    return None if axis is None else [int(a) for a in axis]
 
 
 def _reduce(op_type: str, axes_input_from: int) -> Callable:
@@ -79,8 +77,7 @@ export_mean = _reduce("ReduceMean", 18)
 
 def _along_axis(op_type: str) -> Callable:
     def export(node, ctx) -> None:
-        axis = int(node.op.axis) % node.inputs[0].ndim
-        ctx.emit(op_type, [ctx.tensor(node.inputs[0])], node, dict(axis=axis))
+        ctx.emit(op_type, [ctx.tensor(node.inputs[0])], node, dict(axis=int(node.op.axis)))
     export.__name__ = f"export_{op_type.lower()}"
     return export
 

@@ -46,11 +46,15 @@ def from_array(value: np.ndarray, name: str):
 def attributes(node) -> Dict[str, Any]:
     """{name: value} of a NodeProto's attributes (ints, floats, lists, strings as str, tensors
     as arrays)."""
-    helper = require_onnx().helper
+    onnx = require_onnx()
     out = {}
     for a in node.attribute:
-        value = helper.get_attribute_value(a)
-        if isinstance(value, bytes):
+        value = onnx.helper.get_attribute_value(a)
+        if a.type == onnx.AttributeProto.FLOAT:
+            value = float32_decimal(value)
+        elif a.type == onnx.AttributeProto.FLOATS:
+            value = [float32_decimal(v) for v in value]
+        elif isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
             value = [v.decode("utf-8", "replace") for v in value]
@@ -58,6 +62,12 @@ def attributes(node) -> Dict[str, Any]:
             value = to_array(value)
         out[a.name] = value
     return out
+
+
+def float32_decimal(value: float) -> float:
+    """The shortest decimal that is the same float32 as `value`: ONNX stores float attributes in
+    float32, so an alpha of 1e-4 comes back as 1e-4, not 9.999999747378752e-05."""
+    return float(str(np.float32(value)))
 
 
 def np_dtype(elem_type: int) -> np.dtype:
@@ -87,5 +97,5 @@ def static_shape(value_info_proto):
     return dtype, tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
 
 
-__all__ = ["require_onnx", "require_onnxruntime", "to_array", "from_array", "attributes", "np_dtype",
+__all__ = ["require_onnx", "require_onnxruntime", "to_array", "from_array", "attributes", "float32_decimal", "np_dtype",
            "elem_type", "value_info", "static_shape", "INSTALL"]

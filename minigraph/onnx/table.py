@@ -91,7 +91,9 @@ ROWS = (
 ACTIVATIONS = {"relu": "Relu"}
 
 
-def _index(rows):
+def index_rows(rows):
+    """({kind: row} of the exporting rows, {ONNX type: row} of the loading rows); a kind that is
+    not registered or a kind or type claimed twice is an error."""
     exports: Dict[str, Row] = {}
     loads: Dict[str, Row] = {}
     for row in rows:
@@ -107,7 +109,7 @@ def _index(rows):
     return exports, loads
 
 
-EXPORTS, LOADS = _index(ROWS)
+EXPORTS, LOADS = index_rows(ROWS)
 
 
 def supported_ops() -> Dict[str, Dict[str, Optional[str]]]:
@@ -121,4 +123,4 @@ def supported_ops() -> Dict[str, Dict[str, Optional[str]]]:
     return {"export": exports, "import": imports}
 
 
-__all__ = ["Row", "ROWS", "EXPORTS", "LOADS", "ACTIVATIONS", "supported_ops"]
+__all__ = ["Row", "ROWS", "EXPORTS", "LOADS", "ACTIVATIONS", "supported_ops", "index_rows"]

@@ -1,0 +1,50 @@
+"""`minigraph export`: GoogLeNet, and mini_inception trained by `minigraph train`, checked in onnxruntime."""
+import os
+
+import numpy as np
+import pytest
+
+import minigraph as mg
+from minigraph.cli import main
+from minigraph.train import build_digits_model
+
+onnx = pytest.importorskip("onnx")
+
+
+def test_export_mini_inception_trained_by_minigraph_train(tmp_path, kit, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--train-limit", "96", "--batch-size", "32", "--out", str(run),
+                 "--no-progress"]) == 0
+    target = tmp_path / "digits.onnx"
+    assert main(["export", "mini_inception", "--checkpoint", str(run / "checkpoint.npz"), "-o", str(target)]) == 0
+    assert capsys.readouterr().out.strip().endswith(str(target))
+    model = build_digits_model(0)
+    sess = mg.Session(model.logits.graph)
+    mg.restore(sess, str(run / "checkpoint.npz"))
+    x = mg.data.digits().x_test[:64]
+    expected = sess.run(model.logits, {model.x: x})
+    logits, probs = kit.run(str(target), x)
+    assert kit.rel_err(logits, expected) <= 1e-5
+    np.testing.assert_array_equal(probs.argmax(axis=1), expected.argmax(axis=1))
+    fresh = mg.Session(build_digits_model(0).logits.graph)
+    assert not np.allclose(expected, fresh.run(fresh.graph.get("fc/add"), {fresh.graph.get("x"): x}), atol=1e-4), \
+        "the checkpoint's trained weights were exported, not the initial ones"
+
+
+def test_export_googlenet_default_name_and_fixed_batch(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "googlenet", "--batch", "4", "--opset", "18"]) == 0
+    assert capsys.readouterr().out.strip() == "googlenet.onnx"
+    model = onnx.load(str(tmp_path / "googlenet.onnx"))
+    assert model.opset_import[0].version == 18
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
+    assert [o.name for o in model.graph.output] == ["logits", "probs"]
+
+
+def test_export_errors_are_clean(tmp_path, capsys):
+    assert main(["export", "googlenet", "--checkpoint", str(tmp_path / "none.npz"), "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "g.onnx")
+    with pytest.raises(SystemExit) as info:
+        main(["export", "googlenet", "--opset", "9", "-o", str(tmp_path / "g.onnx")])
+    assert info.value.code == 2 and "must be >= 13" in capsys.readouterr().err
