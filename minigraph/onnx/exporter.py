@@ -49,7 +49,8 @@ class ExportContext:
         self._dims = dims
 
     # names --------------------------------------------------------------------------
-    def _fresh(self, name: str) -> str:
+    def fresh(self, name: str) -> str:
+        """`name`, or `name_1`, `name_2`, ... when it is taken (and reserve it)."""
         base, i = name, 0
         while name in self._used:
             i += 1
@@ -87,10 +88,10 @@ class ExportContext:
         (`<name>_<suffix>`) and `node`'s value is not bound."""
         onnx = require_onnx()
         if suffix is None:
-            out = self._output_names.get(node) or self._fresh(node.name)
+            out = self._output_names.get(node) or self.fresh(node.name)
             name = node.name
         else:
-            out = name = self._fresh(f"{node.name}_{suffix}")
+            out = name = self.fresh(f"{node.name}_{suffix}")
         self.nodes.append(onnx.helper.make_node(op_type, list(inputs), [out], name=name, **(attrs or {})))
         if suffix is None:
             self._tensor[node] = out
@@ -98,13 +99,13 @@ class ExportContext:
 
     def initializer(self, value: np.ndarray, name: str) -> str:
         """Add an initializer holding `value` and return its name (made unique)."""
-        name = self._fresh(name)
+        name = self.fresh(name)
         self.initializers[name] = from_array(np.asarray(value), name)
         return name
 
     def graph_input(self, node: Node) -> None:
         """A placeholder as a graph input (dynamic dimensions named, see `export`)."""
-        name = self._fresh(node.name)
+        name = self.fresh(node.name)
         self.inputs.append(value_info(name, node.dtype, self._dims(node.shape)))
         self._tensor[node] = name
 
