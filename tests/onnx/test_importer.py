@@ -73,8 +73,7 @@ IMPORT_CASES = {  # ONNX type -> [(id, model builder)]
     "GlobalAveragePool": [("nchw", lambda: case(node("GlobalAveragePool", ["x"]), (2, 3, 5, 4)))],
     "LRN": [("caffe", lambda: case(node("LRN", ["x"], size=5, alpha=1e-2, beta=0.75, bias=2.0), (2, 7, 3, 3))),
             ("defaults", lambda: case(node("LRN", ["x"], size=3), (2, 4, 2, 2)))],
-    "Concat": [("channels", lambda: case(node("Concat", ["x", "c"], axis=1), (2, 3, 4), {"c": arr(1, 2, 4)} if False else {},
-                                         extra_inputs=[("c", arr(2, 2, 4))])),
+    "Concat": [("channels", lambda: case(node("Concat", ["x", "c"], axis=1), (2, 3, 4), extra_inputs=[("c", arr(2, 2, 4))])),
                ("negative-axis", lambda: case(node("Concat", ["x", "x"], axis=-1), (2, 3, 4)))],
     "Add": [("broadcast-init", lambda: case(node("Add", ["x", "b"]), (2, 3, 4), {"b": arr(3, 1)}))],
     "Sub": [("scalar", lambda: case(node("Sub", ["s", "x"]), (2, 3), {"s": np.array(1.5, np.float32)}))],
@@ -83,14 +82,12 @@ IMPORT_CASES = {  # ONNX type -> [(id, model builder)]
     "Neg": [("x", lambda: case(node("Neg", ["x"]), (2, 3)))],
     "Relu": [("x", lambda: case(node("Relu", ["x"]), (2, 3, 4)))],
     "Exp": [("x", lambda: case(node("Exp", ["x"]), (2, 3)))],
-    "Log": [("x", lambda: case([node("Exp", ["x"], name="/e", ) if False else helper.make_node("Abs", ["x"], ["a"]) and
-                                 helper.make_node("Exp", ["x"], ["e"], name="/e"), node("Log", ["e"])], (2, 3)))],
+    "Log": [("x", lambda: case([helper.make_node("Exp", ["x"], ["e"], name="/e"), node("Log", ["e"])], (2, 3)))],
     "Sqrt": [("x", lambda: case([helper.make_node("Exp", ["x"], ["e"], name="/e"), node("Sqrt", ["e"])], (2, 3)))],
     "MatMul": [("weights", lambda: case(node("MatMul", ["x", "w"]), (2, 5), {"w": arr(5, 3)}))],
     "Gemm": [
         ("torch-linear", lambda: case(node("Gemm", ["x", "w", "b"], transB=1), (2, 5), {"w": arr(3, 5), "b": arr(3)})),
-        ("alpha-beta-transA", lambda: case(node("Gemm", ["t", "w", "c"], transA=1, alpha=0.5, beta=2.0) if False else
-                                           [helper.make_node("Transpose", ["x"], ["t"], name="/t"),
+        ("alpha-beta-transA", lambda: case([helper.make_node("Transpose", ["x"], ["t"], name="/t"),
                                             node("Gemm", ["t", "w", "c"], transA=1, alpha=0.5, beta=2.0)],
                                            (4, 5), {"w": arr(5, 3), "c": arr(1, 3)})),
         ("shared-weight", lambda: case([helper.make_node("Gemm", ["x", "w"], ["h"], name="/a/Gemm", transB=1),
