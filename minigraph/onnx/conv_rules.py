@@ -135,8 +135,11 @@ def check_conv(node, ctx) -> Optional[str]:
     attrs = ctx.attrs_of(node)
     if attrs.get("group", 1) != 1:
         return f"Conv with group={attrs['group']} (grouped convolutions)"
-    kernel = attrs.get("kernel_shape") or ctx.static_shape(node.input[1], required=False)
-    if kernel is not None and len(attrs.get("kernel_shape") or kernel[2:]) != 2:
+    kernel = attrs.get("kernel_shape")
+    if kernel is None:  # from the weights, when they are known at load time
+        shape = ctx.static_shape(node.input[1], required=False)
+        kernel = None if shape is None else shape[2:]
+    if kernel is not None and len(kernel) != 2:
         return "Conv that is not 2-D"
     return None
 

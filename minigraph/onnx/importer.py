@@ -236,11 +236,12 @@ def load(path, backend: Optional[str] = None, seed: int = 0) -> OnnxModel:
     ctx = ImportContext(graph, opset, proto.producer_name == "minigraph", consumers)
     for init in g.initializer:
         ctx.set_static(init.name, to_array(init), initializer=True)
-    for node in g.node:  # Constant outputs count as static for the checks below
+    for node in g.node:  # Constant outputs are known now: the checks below and the rules read them
         row = table.LOADS.get(node.op_type) if node.domain in DEFAULT_DOMAINS else None
-        if row is not None and row.static_outputs:
-            for name in node.output:
-                ctx.set_static(name, np.zeros(0), initializer=False)
+        if row is not None and row.static_value is not None and node.output:
+            value = row.static_value(node, ctx)
+            if value is not None:
+                ctx.set_static(node.output[0], value, initializer=False)
     problems = unsupported(proto, ctx)
     if problems:
         raise UnsupportedOpError("cannot import", problems, path)

@@ -36,7 +36,7 @@ class Row:
     load: Optional[Callable] = None
     export_check: Optional[Callable] = None
     load_check: Optional[Callable] = None
-    static_outputs: bool = False  # its outputs are known when the model is loaded (Constant)
+    static_value: Optional[Callable] = None  # (node, ctx) -> its output's value, known at load time (Constant)
 
 
 ROWS = (
@@ -45,7 +45,8 @@ ROWS = (
     Row("variable", None, export=tensor.export_variable),
     Row("constant", None, export=tensor.export_constant),
     Row("placeholder_with_default", "Identity", export=tensor.export_placeholder_with_default),
-    Row(None, "Constant", load=tensor.load_constant, load_check=tensor.check_constant, static_outputs=True),
+    Row(None, "Constant", load=tensor.load_constant, load_check=tensor.check_constant,
+        static_value=tensor.constant_value),
     # convolution family
     Row("conv2d", "Conv", export=conv.export_conv2d, load=conv.load_conv, load_check=conv.check_conv),
     Row("conv1x1", "Conv", export=conv.export_conv1x1),  # imported Convs go through ops.conv2d, which picks conv1x1

@@ -211,23 +211,22 @@ def load_batch_norm(node, ctx):
     return [ops.add(ops.mul(x, scale, name=ctx.leaf + "_scale"), shift, name=ctx.leaf)]
 
 
-def load_constant(node, ctx):
-    """A Constant node's value: kept as a static array (shapes, axes) and made a graph constant
-    when an op reads it as a tensor."""
-    a = ctx.attrs
+def constant_value(node, ctx) -> Optional[np.ndarray]:
+    """The value of a Constant node (None for a form minigraph does not read, which
+    `check_constant` reports)."""
+    a = ctx.attrs_of(node)
     if "value" in a:
-        value = np.asarray(a["value"])
-    elif "value_float" in a:
-        value = np.array(a["value_float"], np.float32)
-    elif "value_floats" in a:
-        value = np.array(a["value_floats"], np.float32)
-    elif "value_int" in a:
-        value = np.array(a["value_int"], np.int64)
-    elif "value_ints" in a:
-        value = np.array(a["value_ints"], np.int64)
-    else:
-        raise OnnxFileError(f"Constant {node.name!r}: unsupported value attribute {sorted(a)}")
-    ctx.set_static(node.output[0], value)
+        return np.asarray(a["value"])
+    if "value_float" in a or "value_floats" in a:
+        return np.array(a.get("value_float", a.get("value_floats")), np.float32)
+    if "value_int" in a or "value_ints" in a:
+        return np.array(a.get("value_int", a.get("value_ints")), np.int64)
+    return None
+
+
+def load_constant(node, ctx):
+    """Nothing to build: the value is known when the model is loaded (`constant_value`), kept as
+    an array for shapes and axes, and made a graph constant when an op reads it as a tensor."""
     return []
 
 
@@ -242,4 +241,4 @@ __all__ = ["export_placeholder", "export_variable", "export_constant", "export_p
            "export_concat", "export_reshape", "export_flatten", "export_transpose", "export_identity",
            "export_pad_axis", "check_pad", "load_pad", "export_dropout_mask", "load_concat", "load_identity", "check_dropout", "load_dropout",
            "load_flatten", "load_reshape", "load_transpose", "check_batch_norm", "load_batch_norm",
-           "load_constant", "check_constant"]
+           "constant_value", "load_constant", "check_constant"]

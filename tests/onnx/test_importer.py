@@ -51,6 +51,9 @@ IMPORT_CASES = {  # ONNX type -> [(id, model builder)]
         ("same-upper", lambda: case(node("Conv", ["x", "w"], auto_pad="SAME_UPPER", strides=[2, 2]), (2, 3, 10, 9), {"w": arr(4, 3, 3, 3)})),
         ("same-lower", lambda: case(node("Conv", ["x", "w"], auto_pad="SAME_LOWER", strides=[2, 2]), (2, 3, 10, 9), {"w": arr(4, 3, 4, 3)})),
         ("valid-1x1", lambda: case(node("Conv", ["x", "w", "b"], auto_pad="VALID"), (2, 3, 5, 4), {"w": arr(6, 3, 1, 1), "b": arr(6)})),
+        ("weights-from-a-constant", lambda: case([helper.make_node("Constant", [], ["w"], name="/w",
+                                                                   value=onnx.numpy_helper.from_array(arr(4, 3, 2, 2))),
+                                                  node("Conv", ["x", "w"])], (2, 3, 5, 4))),
     ],
     "MaxPool": [
         ("ceil-mode", lambda: case(node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1), (2, 3, 8, 9))),
