@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from minigraph.errors import ShapeError
 from minigraph.graph import Graph, Node
 from minigraph.op import constant, placeholder, variable
 
@@ -258,9 +259,12 @@ def load(path, backend: Optional[str] = None, seed: int = 0) -> OnnxModel:
         for i, node in enumerate(g.node):
             scope, leaf = names.node_path(node, i, dots=not ctx.exact_names)
             where = graph.absolute_scope("/".join(scope), unique=False) if scope else contextlib.nullcontext()
-            with where:
-                ctx.begin(node, leaf)
-                built = table.LOADS[node.op_type].load(node, ctx)
+            try:
+                with where:
+                    ctx.begin(node, leaf)
+                    built = table.LOADS[node.op_type].load(node, ctx)
+            except (ShapeError, OnnxFileError) as exc:  # say which ONNX node of which file
+                raise type(exc)(f"{path}: {node.op_type} node {node.name or f'#{i}'!r}: {exc}") from None
             for name, out in zip(node.output, built):
                 if name:
                     ctx.tensors[name] = out

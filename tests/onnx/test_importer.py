@@ -251,6 +251,12 @@ def test_missing_file_and_undefined_tensor(tmp_path):
         mg.onnx.load(path)
 
 
+def test_a_shape_error_names_the_onnx_node(tmp_path):
+    model, _ = case(node("MatMul", ["x", "w"], name="/head/MatMul"), (2, 3, 4), {"w": arr(4, 5)})
+    with pytest.raises(mg.ShapeError, match=r"m.onnx: MatMul node '/head/MatMul': .*rank 2"):
+        mg.onnx.load(save(model, tmp_path))
+
+
 def test_input_without_a_shape_is_a_clear_error(tmp_path):
     model, _ = case(node("Relu", ["x"]), (2, 3))
     model.graph.input[0].type.tensor_type.ClearField("shape")
