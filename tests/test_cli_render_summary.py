@@ -157,7 +157,6 @@ def test_render_fold_repeats_and_default_name(tmp_path, monkeypatch, capsys):
 
 def test_diff_of_two_models(tmp_path, capsys):
     pytest.importorskip("onnx")
-    import minigraph as mg
     exported = str(tmp_path / "googlenet.onnx")
     assert main(["export", "googlenet", "-o", exported]) == 0
     capsys.readouterr()
@@ -165,7 +164,6 @@ def test_diff_of_two_models(tmp_path, capsys):
     report = capsys.readouterr().out
     assert report.startswith("0 added, 2 removed, 1 changed") and "~ dropout/dropout: mul → identity" in report
     assert "googlenet → googlenet: 0 added" in (tmp_path / "d.gv").read_text()
-    del mg
 
 
 def test_unknown_network_is_an_argument_error(capsys):

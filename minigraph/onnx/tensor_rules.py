@@ -1,5 +1,5 @@
 """ONNX rules of the structural ops and leaves: inputs, weights, constants, Concat, Reshape,
-Flatten, Transpose, Identity, Dropout, BatchNormalization.
+Flatten, Transpose, Pad, Identity, Dropout, BatchNormalization.
 
 - Placeholders become graph inputs, variables initializers holding the session's current
   values, constants initializers; a placeholder with a default takes its default (the graph
@@ -9,8 +9,8 @@ Flatten, Transpose, Identity, Dropout, BatchNormalization.
   in inference). On import, Dropout (inference) is an identity.
 - BatchNormalization (inference) is imported as y = x * scale + shift with
   scale = gamma / sqrt(var + epsilon) and shift = beta - mean * scale, computed in float64
-  and stored as two trainable (C, 1, 1) variables in the node's scope: the model can be
-  fine-tuned and the conv + bias add fusion of the session can take the shift in.
+  and stored as two trainable (C, 1, 1) variables in the node's scope: exact, and the model
+  can be fine-tuned. (minigraph has no batch-norm op yet; when it has, this row can use it.)
 """
 from __future__ import annotations
 
