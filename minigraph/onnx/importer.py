@@ -122,9 +122,10 @@ class ImportContext:
         return None
 
     # tensors as nodes ------------------------------------------------------------------
-    def value(self, name: str) -> Node:
+    def value(self, name: str, trainable: bool = True) -> Node:
         """The node holding tensor `name`: built already, or made now from an initializer (a
-        trainable variable when it is floating point) or a Constant (a constant)."""
+        variable, trainable unless told otherwise, when it is floating point) or a Constant (a
+        constant)."""
         node = self.tensors.get(name)
         if node is not None:
             return node
@@ -132,7 +133,7 @@ class ImportContext:
             raise OnnxFileError(f"tensor {name!r} is read before any node writes it")
         value, initializer = self._static[name]
         if initializer and value.dtype.kind == "f":
-            node = self.weight(name)
+            node = self.weight(name, trainable=trainable)
         else:
             with self._home(name):
                 node = constant(value, name=names.tensor_leaf(name, not self.exact_names))
@@ -148,20 +149,16 @@ class ImportContext:
         return (value is not None and value[1] and value[0].dtype.kind == "f" and name not in self.tensors
                 and self._consumers.get(name, 0) == 1)
 
-    def weight(self, name: str, transform: Optional[Callable] = None) -> Node:
-        """A trainable variable made from initializer `name` (its value passed through `transform`)."""
+    def weight(self, name: str, transform: Optional[Callable] = None, trainable: bool = True) -> Node:
+        """A variable made from initializer `name` (its value passed through `transform`)."""
         value = self._static[name][0]
         if transform is not None:
             value = np.ascontiguousarray(transform(value))
         with self._home(name):
-            node = variable(value, name=names.tensor_leaf(name, not self.exact_names))
+            node = variable(value, name=names.tensor_leaf(name, not self.exact_names), trainable=trainable)
         self.tensors[name] = node
         self.weights[name] = node
         return node
-
-    def new_variable(self, value: np.ndarray, leaf: str) -> Node:
-        """A trainable variable holding `value`, in the current node's scope."""
-        return variable(value, name=leaf)
 
     def _home(self, name: str):
         """Where a node made from tensor `name` goes: its own '/' path for files minigraph wrote,

@@ -64,6 +64,8 @@ ROWS = (
     Row("square", "Mul", export=math.export_square),
     Row("neg", "Neg", export=math.elementwise("Neg"), load=math.unary(ops.neg)),
     Row("relu", "Relu", export=math.elementwise("Relu"), load=math.unary(ops.relu)),
+    Row("sigmoid", "Sigmoid", export=math.elementwise("Sigmoid"), load=math.unary(ops.sigmoid)),
+    Row("tanh", "Tanh", export=math.elementwise("Tanh"), load=math.unary(ops.tanh)),
     Row("exp", "Exp", export=math.elementwise("Exp"), load=math.unary(ops.exp)),
     Row("log", "Log", export=math.elementwise("Log"), load=math.unary(ops.log)),
     Row("sqrt", "Sqrt", export=math.elementwise("Sqrt"), load=math.unary(ops.sqrt)),
@@ -85,7 +87,12 @@ ROWS = (
     Row("identity", "Identity", export=tensor.export_identity, load=tensor.load_identity),
     Row("dropout_mask", "Dropout", export=tensor.export_dropout_mask, load=tensor.load_dropout,
         load_check=tensor.check_dropout),
-    Row(None, "BatchNormalization", load=tensor.load_batch_norm, load_check=tensor.check_batch_norm),
+    Row("batch_normalization", "BatchNormalization", export=tensor.export_batch_normalization,
+        load=tensor.load_batch_norm, load_check=tensor.check_batch_norm),
+    Row("batch_norm", "BatchNormalization", export=tensor.export_batch_norm),  # inference: the moving averages
+    Row("stop_gradient", "Identity", export=tensor.export_identity),  # a forward identity
+    Row("where", "Where", export=tensor.export_where, load=tensor.load_where),
+    Row("argmax", "ArgMax", export=tensor.export_argmax, load=tensor.load_argmax, load_check=tensor.check_argmax),
 )
 
 # How an activation an op carries (conv2d's `activation="relu"`, set by the fusion pass) is written.

@@ -7,10 +7,11 @@ Flatten, Transpose, Pad, Identity, Dropout, BatchNormalization.
 - A dropout is `x * dropout_mask(x, training)`; in inference the mask is all ones, so the
   product exports as an ONNX Dropout (ratio as its input, no `training_mode`: the identity
   in inference). On import, Dropout (inference) is an identity.
-- BatchNormalization (inference) is imported as y = x * scale + shift with
-  scale = gamma / sqrt(var + epsilon) and shift = beta - mean * scale, computed in float64
-  and stored as two trainable (C, 1, 1) variables in the node's scope: exact, and the model
-  can be fine-tuned. (minigraph has no batch-norm op yet; when it has, this row can use it.)
+- BatchNormalization (inference) is `ops.batch_normalization`, the same formula
+  gamma * (x - mean) / sqrt(var + epsilon) + beta: gamma and beta become trainable variables,
+  the statistics non-trainable ones (fine-tuning keeps them, as a frozen batch norm does).
+  Both minigraph batch-norm ops export as BatchNormalization: `batch_norm` with its moving
+  averages (the inference form; its `training` switch is left out like dropout's).
 """
 from __future__ import annotations
 
@@ -194,21 +195,55 @@ def load_pad(node, ctx):
 def check_batch_norm(node, ctx) -> Optional[str]:
     if ctx.attrs_of(node).get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
         return "BatchNormalization in training mode"
-    if not all(ctx.is_static(name) for name in node.input[1:5]):
-        return "BatchNormalization whose statistics are computed at run time"
     return None
 
 
 def load_batch_norm(node, ctx):
+    x, gamma, beta = (ctx.value(name) for name in node.input[:3])
+    mean, var = (ctx.value(name, trainable=False) for name in node.input[3:5])
+    return [ops.batch_normalization(x, mean, var, gamma, beta, float(ctx.attrs.get("epsilon", 1e-5)),
+                                    name=ctx.leaf)]
+
+
+def export_batch_normalization(node, ctx) -> None:
+    """batch_normalization(x, mean, variance, gamma, beta) -> BatchNormalization(x, gamma, beta, mean, var)."""
+    x, mean, var, gamma, beta = (ctx.tensor(v) for v in node.inputs)
+    ctx.emit("BatchNormalization", [x, gamma, beta, mean, var], node, dict(epsilon=float(node.op.epsilon)))
+
+
+def export_batch_norm(node, ctx) -> None:
+    """batch_norm(x, gamma, beta, moving_mean, moving_variance, training) in inference: the moving
+    averages normalise (the switch is not written)."""
+    x, gamma, beta, mean, var = (ctx.tensor(v) for v in node.inputs[:5])
+    ctx.emit("BatchNormalization", [x, gamma, beta, mean, var], node, dict(epsilon=float(node.op.epsilon)))
+
+
+def load_where(node, ctx):
+    cond, a, b = (ctx.value(name) for name in node.input)
+    return [ops.where(cond, a, b, name=ctx.leaf)]
+
+
+def export_where(node, ctx) -> None:
+    ctx.emit("Where", [ctx.tensor(v) for v in node.inputs], node)
+
+
+def check_argmax(node, ctx) -> Optional[str]:
+    if ctx.attrs_of(node).get("select_last_index", 0):
+        return "ArgMax with select_last_index=1"
+    return None
+
+
+def load_argmax(node, ctx):
     x = ctx.value(node.input[0])
-    gamma, beta, mean, var = (np.asarray(ctx.static(name), np.float64) for name in node.input[1:5])
-    eps = float(ctx.attrs.get("epsilon", 1e-5))
-    scale = gamma / np.sqrt(var + eps)
-    shift = beta - mean * scale
-    shape = (-1,) + (1,) * max(x.ndim - 2, 0)
-    scale = ctx.new_variable(scale.reshape(shape).astype(x.dtype), "scale")
-    shift = ctx.new_variable(shift.reshape(shape).astype(x.dtype), "shift")
-    return [ops.add(ops.mul(x, scale, name=ctx.leaf + "_scale"), shift, name=ctx.leaf)]
+    axis = int(ctx.attrs.get("axis", 0))
+    if not ctx.attrs.get("keepdims", 1):
+        return [ops.argmax(x, axis=axis, name=ctx.leaf)]
+    index = ops.argmax(x, axis=axis, name=ctx.leaf + "_index")
+    return [ops.expand_dims(index, (axis % x.ndim,), name=ctx.leaf)]
+
+
+def export_argmax(node, ctx) -> None:
+    ctx.emit("ArgMax", [ctx.tensor(node.inputs[0])], node, dict(axis=int(node.op.axis), keepdims=0))
 
 
 def constant_value(node, ctx) -> Optional[np.ndarray]:
@@ -239,6 +274,7 @@ def check_constant(node, ctx) -> Optional[str]:
 
 __all__ = ["export_placeholder", "export_variable", "export_constant", "export_placeholder_with_default",
            "export_concat", "export_reshape", "export_flatten", "export_transpose", "export_identity",
-           "export_pad_axis", "check_pad", "load_pad", "export_dropout_mask", "load_concat", "load_identity", "check_dropout", "load_dropout",
+           "export_pad_axis", "check_pad", "load_pad", "export_batch_normalization", "export_batch_norm",
+           "load_where", "export_where", "check_argmax", "load_argmax", "export_argmax", "export_dropout_mask", "load_concat", "load_identity", "check_dropout", "load_dropout",
            "load_flatten", "load_reshape", "load_transpose", "check_batch_norm", "load_batch_norm",
            "constant_value", "load_constant", "check_constant"]

@@ -22,7 +22,7 @@ def export_and_compare(tmp_path, kit, build, inputs, tol=1e-5, **options):
     """Build `build(*placeholders)` on batch-None placeholders like `inputs`, export it, run it in
     onnxruntime and compare with minigraph; returns (onnx model proto, minigraph output)."""
     with mg.Graph() as g:
-        phs = [mg.placeholder((None,) + a.shape[1:], name=f"in{i}") for i, a in enumerate(inputs)]
+        phs = [mg.placeholder((None,) + a.shape[1:], dtype=a.dtype, name=f"in{i}") for i, a in enumerate(inputs)]
         out = build(*phs)
     sess = mg.Session(g)
     expected = sess.run(out, dict(zip(phs, inputs)))
@@ -72,6 +72,17 @@ KIND_CASES = {
     "pad_axis": ([arr(2, 3, 4)], lambda x: ops.pad_axis(x, 2, 1, axis=-1)),
     "identity": ([arr(2, 3)], lambda x: ops.identity(x)),
     "dropout_mask": ([arr(2, 3)], lambda x: ops.dropout(x, 0.5, mg.placeholder_with_default(False))),
+    "sigmoid": ([arr(2, 3)], lambda x: ops.sigmoid(x)),
+    "tanh": ([arr(2, 3)], lambda x: ops.tanh(x)),
+    "stop_gradient": ([arr(2, 3)], lambda x: ops.stop_gradient(x) * 2.0),
+    "where": ([RNG.random((2, 3)) > 0.5, arr(2, 3), arr(2, 3)], lambda c, a, b: ops.where(c, a, b)),
+    "argmax": ([arr(2, 5, 3)], lambda x: ops.argmax(x, axis=1)),
+    "batch_normalization": ([arr(2, 3, 4, 4)], lambda x: ops.batch_normalization(
+        x, w_var(3, name="mean"), mg.variable(arr(3, positive=True), name="var"), w_var(3, name="gamma"),
+        w_var(3, name="beta"), epsilon=1e-3)),
+    "batch_norm": ([arr(2, 3, 4, 4)], lambda x: ops.batch_norm(
+        x, w_var(3, name="gamma"), w_var(3, name="beta"), mg.variable(arr(3), name="mm", trainable=False),
+        mg.variable(arr(3, positive=True), name="mv", trainable=False), mg.placeholder_with_default(False))),
 }
 
 
@@ -198,6 +209,23 @@ def test_googlenet_matches_onnxruntime(tmp_path, kit):
     assert dim.dim_param == "batch"
     names = {n.name for n in model.graph.node}
     assert "inception_4e/branch_5x5/conv/conv2d" in names and "norm1/local_response_norm" in names
+
+
+def test_batch_normalised_googlenet_matches_onnxruntime(tmp_path, kit):
+    """BN-Inception's baseline (a batch norm before every ReLU): the stateful batch_norm ops export
+    in their inference form."""
+    with mg.Graph() as g:
+        net = models.googlenet(batch_norm=True, rng=0)
+    sess = mg.Session(g)
+    for v in sess.variables:  # moving statistics that do something
+        if "moving" in v.name:
+            sess.set_value(v, sess.get_value(v) + np.float32(0.3))
+    x = arr(1, 3, 224, 224)
+    expected = sess.run(net.logits, {net.x: x})
+    path = mg.onnx.export(net.logits, tmp_path / "bn.onnx", session=sess)
+    (logits,) = kit.run(str(path), x)
+    assert kit.rel_err(logits, expected) <= 1e-5
+    assert sum(n.op_type == "BatchNormalization" for n in onnx.load(str(path)).graph.node) == 57
 
 
 def test_inception_module_matches_onnxruntime_at_a_fixed_batch(tmp_path, kit):

@@ -26,12 +26,13 @@ def node(op_type, inputs, name=None, **attrs):
     return helper.make_node(op_type, inputs, ["y"], name=name or f"/block/{op_type}", **attrs)
 
 
-def case(nodes, x_shape, inits=(), opset=17, out_shape=None, extra_inputs=()):
-    """(ModelProto, feeds): input 'x' of x_shape (batch dim dynamic), output 'y'."""
+def case(nodes, x_shape, inits=(), opset=17, out_shape=None, extra_inputs=(), out_type=TensorProto.FLOAT):
+    """(ModelProto, feeds): input 'x' of x_shape (batch dim dynamic), output 'y' (of `out_type`)."""
     nodes = nodes if isinstance(nodes, list) else [nodes]
     inputs = [("x", (None,) + tuple(x_shape[1:]))] + [(n, (None,) + tuple(a.shape[1:])) for n, a in extra_inputs]
-    vi = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, None if s is None else [("N" if d is None else d) for d in s])  # noqa: E731
-    graph = helper.make_graph(nodes, "case", [vi(*i) for i in inputs], [vi("y", out_shape)],
+    def vi(n, s, t=TensorProto.FLOAT):
+        return helper.make_tensor_value_info(n, t, None if s is None else [("N" if d is None else d) for d in s])
+    graph = helper.make_graph(nodes, "case", [vi(*i) for i in inputs], [vi("y", out_shape, out_type)],
                               initializer=[onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tests")
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
@@ -84,6 +85,14 @@ IMPORT_CASES = {  # ONNX type -> [(id, model builder)]
     "Div": [("by-init", lambda: case(node("Div", ["x", "d"]), (2, 3), {"d": arr(3, positive=True)}))],
     "Neg": [("x", lambda: case(node("Neg", ["x"]), (2, 3)))],
     "Relu": [("x", lambda: case(node("Relu", ["x"]), (2, 3, 4)))],
+    "Sigmoid": [("x", lambda: case(node("Sigmoid", ["x"]), (2, 3, 4)))],
+    "Tanh": [("x", lambda: case(node("Tanh", ["x"]), (2, 3)))],
+    "Where": [("broadcast", lambda: case([helper.make_node("Constant", [], ["c"], name="/c",
+                                                          value=onnx.numpy_helper.from_array(np.array([True, False, True]))),
+                                         node("Where", ["c", "x", "z"])], (2, 3), {"z": arr(1, 3)}))],
+    "ArgMax": [("keepdims", lambda: case(node("ArgMax", ["x"], axis=1), (2, 4, 3), out_type=TensorProto.INT64)),
+               ("no-keepdims", lambda: case(node("ArgMax", ["x"], axis=-1, keepdims=0), (2, 4, 3),
+                                            out_type=TensorProto.INT64))],
     "Exp": [("x", lambda: case(node("Exp", ["x"]), (2, 3)))],
     "Log": [("x", lambda: case([helper.make_node("Exp", ["x"], ["e"], name="/e"), node("Log", ["e"])], (2, 3)))],
     "Sqrt": [("x", lambda: case([helper.make_node("Exp", ["x"], ["e"], name="/e"), node("Sqrt", ["e"])], (2, 3)))],
@@ -191,8 +200,9 @@ def test_pytorch_fixture_names_become_scopes():
     model = mg.onnx.load(os.path.join(FIXTURES, "inception_torchscript.onnx"))
     names = [n.name for n in model.graph.nodes]
     assert any(n.startswith("blocks/blocks.2/branch3/branch3.1/conv/") for n in names)
-    assert model.graph.get("norm/BatchNormalization").kind == "add"
-    assert model.graph.get("norm/scale").shape == (32, 1, 1)
+    bn = model.graph.get("norm/BatchNormalization")
+    assert bn.kind == "batch_normalization" and bn.inputs[1].name == "norm/running_mean"
+    assert not bn.inputs[1].op.trainable and bn.inputs[3].op.trainable   # statistics frozen, gamma trainable
     fc = [v.name for v in model.weights.values() if v.name.startswith("fc/")]
     assert sorted(fc) == ["fc/bias", "fc/weight"]
     assert model.weights["fc.weight"].shape == (32, 10)   # Linear's (out, in) stored as (in, out)
@@ -206,24 +216,25 @@ def test_summary_of_an_imported_model():
     assert table_["inception_a"].kind == "inception" and table_["pool1"].output_shape == (None, 16, 8, 8)
     assert table_["stem"].params == 16 * 3 * 9 + 16
     assert table_["stem"].macs == 16 * 16 * 16 * 3 * 9
-    assert table_.total_params == sum(int(np.prod(v.shape)) for v in model.weights.values()) + 2 * 32
+    assert table_.total_params == sum(int(np.prod(v.shape)) for v in model.weights.values())
+    assert table_["norm"].params == 4 * 32
 
 
 # --- errors -------------------------------------------------------------------------------
 
 
 def test_unsupported_ops_are_listed_before_anything_is_built(tmp_path):
-    nodes = [helper.make_node("Sigmoid", ["x"], ["a"], name="/s1"),
-             helper.make_node("Sigmoid", ["a"], ["b"], name="/s2"),
-             helper.make_node("Tanh", ["b"], ["c"], name="/t"),
+    nodes = [helper.make_node("Sin", ["x"], ["a"], name="/s1"),
+             helper.make_node("Sin", ["a"], ["b"], name="/s2"),
+             helper.make_node("Cos", ["b"], ["c"], name="/t"),
              helper.make_node("Conv", ["c", "w"], ["y"], name="/grouped", group=2)]
     model, _ = case(nodes, (1, 4, 5, 5), {"w": arr(4, 2, 3, 3)})
     with pytest.raises(mg.onnx.UnsupportedOpError) as info:
         mg.onnx.load(save(model, tmp_path))
     err = info.value
-    assert err.problems == {"Sigmoid": ["/s1", "/s2"], "Tanh": ["/t"], "Conv with group=2 (grouped convolutions)": ["/grouped"]}
+    assert err.problems == {"Sin": ["/s1", "/s2"], "Cos": ["/t"], "Conv with group=2 (grouped convolutions)": ["/grouped"]}
     text = str(err)
-    assert "4 nodes of 3 unsupported op types" in text and "Sigmoid x2: '/s1', '/s2'" in text and "m.onnx" in text
+    assert "4 nodes of 3 unsupported op types" in text and "Sin x2: '/s1', '/s2'" in text and "m.onnx" in text
 
 
 @pytest.mark.parametrize("content", [b"", b"not an onnx model at all \x00\xff" * 10, "truncated"])
@@ -288,7 +299,7 @@ def test_gradients_of_an_imported_model_match_central_differences(tmp_path):
     x = model.inputs["x"]
     with model.graph:
         loss = ops.sum(ops.square(model.outputs["y"]))
-    weights = list(model.weights.values()) + [model.graph.get("bn/scale")]
+    weights = list(model.weights.values())
     grads = mg.gradients(loss, weights + [x])
     sess = model.session
     data = arr(2, 2, 5, 5, dtype=d)
