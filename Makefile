@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench docs pip-check install dot clean
+.PHONY: demo test bench docs pip-check install dot mpi clean
 
 demo: $(STAMP) dot
 	$(VENV)/bin/minigraph demo
 
-test: $(STAMP) dot
+test: $(STAMP) dot mpi
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)
@@ -45,6 +45,18 @@ dot:
 	  elif command -v dnf >/dev/null; then $$SUDO dnf install -y graphviz; \
 	  elif command -v brew >/dev/null; then brew install graphviz; \
 	  else echo "please install Graphviz (https://graphviz.org/download/)"; exit 1; fi; }
+
+# Open MPI (mpirun and libmpi, for mpi4py and the distributed tests), through the system
+# package manager when mpirun is missing. mpi4py itself comes with the dev extra.
+mpi:
+	@command -v mpirun >/dev/null 2>&1 || { \
+	  echo "installing Open MPI (mpirun)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if command -v apt-get >/dev/null; then $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openmpi-bin libopenmpi-dev; \
+	  elif command -v dnf >/dev/null; then $$SUDO dnf install -y openmpi openmpi-devel && \
+	    echo "Fedora puts mpirun in /usr/lib64/openmpi/bin: run 'module load mpi/openmpi' (or add it to PATH) before make test"; \
+	  elif command -v brew >/dev/null; then brew install open-mpi; \
+	  else echo "please install Open MPI (https://www.open-mpi.org/)"; exit 1; fi; }
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

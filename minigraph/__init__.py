@@ -32,6 +32,7 @@ from .summary import summary  # noqa: E402  (mg.summary is the function; the mod
 from minigraph import viz  # noqa: E402  (the viz/ folder, installed as minigraph.viz)
 from .passes import optimize  # noqa: E402
 from . import onnx  # noqa: E402  (mg.onnx: export and import; the onnx package loads on first use)
+from . import distributed  # noqa: E402  (imports mpi4py / CuPy only when init() is called)
 
 
 def assign(var, value, name=None):
@@ -47,4 +48,5 @@ __all__ = [
     "data", "optim", "save", "restore", "init", "layers", "models", "summary", "viz",
     "optimize", "dispatch", "CpuRuntime", "DeviceRuntime", "Runtime", "save_model", "load_model",
     "ModelFileError", "onnx",
+    "distributed",
 ]

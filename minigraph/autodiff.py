@@ -7,7 +7,7 @@ the scope `a/b_grad`, so they can be run, rendered and differentiated like any o
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from .errors import GraphError, ShapeError
 from .graph import Node, graph_of
@@ -24,11 +24,17 @@ def _as_list(value: Nodes, what: str) -> List[Node]:
     return items
 
 
-def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None) -> List[Node]:
+def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None,
+              on_gradient: Optional[Callable[[Node, Node], None]] = None) -> List[Node]:
     """d(sum of ys)/d(x) for each x in `xs`, as nodes of the same shapes, in the same order.
 
     `grad_ys` (one node or value per y) weights each y; it defaults to ones. An `x` that
     the ys do not depend on gets a zeros node.
+
+    `on_gradient(x, grad)`, if given, is called as soon as x's gradient node is complete,
+    while the backward graph is still being built (last layers first), so nodes it adds
+    come before the rest of the backward pass in creation order (e.g. an allreduce that
+    can then start while earlier layers' gradients are computed).
     """
     from minigraph import ops
 
@@ -65,27 +71,55 @@ def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None) -> List[Nod
 
     x_index = {x.index for x in xs}
     final: Dict[int, Node] = {}
-    for i in sorted(on_path, reverse=True):
+    # an x's gradient is complete once every consumer of x on the path has been visited,
+    # which (for variables created before the ops that use them) is long before the
+    # sweep reaches x itself: sum it then, so `on_gradient` sees it as early as possible
+    waiting = {i: sum(1 for c in graph.consumers(graph.nodes[i]) if c.index in on_path)
+               for i in x_index if i in on_path}
+
+    def complete(i: int) -> None:
         parts = pending.pop(i, None)
         if not parts:
-            continue
+            return
+        x = graph.nodes[i]
+        with scope(x):
+            final[i] = parts[0] if len(parts) == 1 else ops.add_n(parts)
+        if on_gradient is not None:
+            on_gradient(x, final[i])
+
+    def visited(node: Node) -> None:
+        for x in dict.fromkeys(node.inputs):  # ordered: every process must build the same graph
+            if x.index in waiting:
+                waiting[x.index] -= 1
+                if waiting[x.index] == 0:
+                    complete(x.index)
+
+    for i in sorted(on_path, reverse=True):
         node = graph.nodes[i]
-        with scope(node):
-            g = parts[0] if len(parts) == 1 else ops.add_n(parts)
-            if i in x_index:
-                final[i] = g
-            if not node.inputs:
+        if i in x_index and i not in final:
+            complete(i)  # no consumer on the path (x is one of the ys)
+        if i in final:
+            g = final[i]
+        else:
+            parts = pending.pop(i, None)
+            if not parts:
+                visited(node)
                 continue
-            in_grads = node.op.gradient(node, g)
-        if len(in_grads) != len(node.inputs):
-            raise RuntimeError(f"{node.kind}.gradient returned {len(in_grads)} gradients for {len(node.inputs)} inputs")
-        for x, gx in zip(node.inputs, in_grads):
-            if gx is None or x.index not in on_path:
-                continue
-            if not shapes_compatible(gx.shape, x.shape) or gx.dtype != x.dtype:
-                raise ShapeError(f"gradient of {node.kind} {node.name!r} for input {x.name!r}: "
-                                 f"got {fmt(gx.shape)} {gx.dtype}, expected {fmt(x.shape)} {x.dtype}")
-            pending.setdefault(x.index, []).append(gx)
+            with scope(node):
+                g = parts[0] if len(parts) == 1 else ops.add_n(parts)
+        if node.inputs:
+            with scope(node):
+                in_grads = node.op.gradient(node, g)
+            if len(in_grads) != len(node.inputs):
+                raise RuntimeError(f"{node.kind}.gradient returned {len(in_grads)} gradients for {len(node.inputs)} inputs")
+            for x, gx in zip(node.inputs, in_grads):
+                if gx is None or x.index not in on_path:
+                    continue
+                if not shapes_compatible(gx.shape, x.shape) or gx.dtype != x.dtype:
+                    raise ShapeError(f"gradient of {node.kind} {node.name!r} for input {x.name!r}: "
+                                     f"got {fmt(gx.shape)} {gx.dtype}, expected {fmt(x.shape)} {x.dtype}")
+                pending.setdefault(x.index, []).append(gx)
+        visited(node)
 
     out = []
     for x in xs:
@@ -94,6 +128,8 @@ def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None) -> List[Nod
         else:
             with scope(x):
                 out.append(ops.zeros_like(x))
+            if on_gradient is not None:
+                on_gradient(x, out[-1])
     return out
 
 

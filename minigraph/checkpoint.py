@@ -5,8 +5,9 @@ Layout of the archive (plain arrays only, so loading never unpickles):
 - `variables/<variable name>`: each variable's value;
 - `state/<key>`: each entry of `session.state` (optimizer slots, step counts);
 - `meta/format`: the format tag; `meta/rng`: the session generator's state as JSON
-  (NumPy backend only: a CuPy generator's state is not saved, so a resumed CuPy run draws
-  other dropout masks); `meta/user`: the caller's `metadata` dict as JSON.
+  (NumPy backend only: a CuPy generator's state is not saved; dropout keeps its key and
+  draw counts in `state/`, so its masks continue either way); `meta/user`: the caller's
+  `metadata` dict as JSON.
 
 `save` writes a temporary file in the target folder, flushes it to disk and renames it
 over the target (`os.replace`, atomic), so a crash mid-save leaves the previous

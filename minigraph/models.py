@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Tuple
 
+import numpy as np
+
 from minigraph import init, layers, ops
 from .graph import Node, get_default_graph, graph_of
 from .op import placeholder, placeholder_with_default
@@ -73,6 +75,7 @@ class GoogLeNet(NamedTuple):
     probs: Node                  # softmax of logits
     aux_logits: Tuple[Node, ...]
     aux_probs: Tuple[Node, ...]
+    first_example: Node          # int64 index of the batch's first example (dropout masks), 0 unless fed
 
     @property
     def outputs(self) -> List[Node]:
@@ -90,7 +93,13 @@ def _scoped(graph, name: str, fn, *args, **kwargs) -> Node:
         return fn(*args, **kwargs)
 
 
-def _aux_classifier(x: Node, training: Node, num_classes: int, name: str, rng,
+def _first_example() -> Node:
+    """The index of a batch's first example in the global batch, for per-example dropout
+    masks: 0 unless fed (a data-parallel rank feeds its offset, `mg.data.Batch.offset`)."""
+    return placeholder_with_default(np.int64(0), name="first_example")
+
+
+def _aux_classifier(x: Node, training: Node, first: Node, num_classes: int, name: str, rng,
                     batch_norm: bool = False) -> Tuple[Node, Node]:
     """Figure 3's side classifier: 5x5/3 avg pool, 1x1 conv 128, fc 1024 + ReLU, 70% dropout, fc, softmax."""
     graph = x.graph
@@ -98,7 +107,7 @@ def _aux_classifier(x: Node, training: Node, num_classes: int, name: str, rng,
         h = ops.avg_pool(x, 5, stride=3, padding="VALID", name="avg_pool")
         h = layers.conv1x1(h, 128, name="conv", rng=rng, **_bn_options(batch_norm, training))
         h = layers.dense(h, 1024, activation="relu", name="fc1", rng=rng)
-        h = ops.dropout(h, 0.7, training, name="dropout")
+        h = ops.dropout(h, 0.7, training, name="dropout", first_example=first)
         logits = layers.dense(h, num_classes, name="fc2", rng=rng)
         return logits, ops.softmax(logits, name="softmax")
 
@@ -122,6 +131,7 @@ def googlenet(num_classes: int = 1000, aux: bool = False, rng=None, batch_norm: 
     x = placeholder((None, 3, 224, 224), name="input")
     training = placeholder_with_default(False, name="training")
     bn = _bn_options(batch_norm, training)
+    first = _first_example()
     h = layers.conv2d(x, 64, 7, stride=2, name="conv1", rng=rng, **bn)             # 64 x 112 x 112
     h = _scoped(graph, "pool1", ops.max_pool, h, 3, stride=2, padding="SAME")       # 64 x 56 x 56
     if not batch_norm:
@@ -139,12 +149,13 @@ def googlenet(num_classes: int = 1000, aux: bool = False, rng=None, batch_norm: 
             continue
         h = inception_module(h, *GOOGLENET_INCEPTION[block], name=f"inception_{block}", rng=rng, **bn)
         if aux and block in ("4a", "4d"):
-            aux_outs.append(_aux_classifier(h, training, num_classes, f"aux{len(aux_outs) + 1}", rng, batch_norm))
+            aux_outs.append(_aux_classifier(h, training, first, num_classes, f"aux{len(aux_outs) + 1}", rng,
+                                            batch_norm))
     h = _scoped(graph, "avgpool", ops.avg_pool, h, 7, stride=1, padding="VALID")    # 1024 x 1 x 1
-    h = _scoped(graph, "dropout", ops.dropout, h, 0.4, training)
+    h = _scoped(graph, "dropout", ops.dropout, h, 0.4, training, first_example=first)
     logits = layers.dense(h, num_classes, name="fc", rng=rng)
     probs = _scoped(graph, "softmax", ops.softmax, logits)
-    return GoogLeNet(x, training, logits, probs, tuple(a for a, _ in aux_outs), tuple(p for _, p in aux_outs))
+    return GoogLeNet(x, training, logits, probs, tuple(a for a, _ in aux_outs), tuple(p for _, p in aux_outs), first)
 
 
 class MiniInception(NamedTuple):
@@ -156,10 +167,11 @@ class MiniInception(NamedTuple):
     logits: Node     # (None, num_classes)
     probs: Node      # softmax of logits
     loss: Node       # mean softmax cross-entropy of logits and y
+    first_example: Node  # int64 index of the batch's first example (dropout masks), 0 unless fed
 
 
 def mini_inception(num_classes: int = 10, image_size: int = 8, channels: int = 1,
-                   dropout: float = 0.25, rng=None) -> MiniInception:
+                   dropout: float = 0.25, rng=None, dtype="float32") -> MiniInception:
     """A small Inception network, in the default graph: for the 8x8 digits by default, for
     any square images through `image_size` and `channels` (3 for RGB).
 
@@ -167,13 +179,15 @@ def mini_inception(num_classes: int = 10, image_size: int = 8, channels: int = 1
     is at most 16] -> inception_a (8 | 12->16 | 4->8 | pool->8: 40 ch) -> pool 2x2/2 ->
     inception_b (24 | 16->32 | 8->16 | pool->16: 88 ch) -> dropout -> fc num_classes.
     For 8x8 digits inception_b sees 4x4, for 32x32 images 8x8. One graph serves training
-    and evaluation through `training`.
+    and evaluation through `training`. `dtype` is the input's and so every variable's
+    ("float64" for exact comparisons).
     """
     graph = get_default_graph()
     rng = init.generator(rng)
-    x = placeholder((None, channels, image_size, image_size), name="x")
+    x = placeholder((None, channels, image_size, image_size), dtype=dtype, name="x")
     y = placeholder((None,), dtype="int64", name="y")
     training = placeholder_with_default(False, name="training")
+    first = _first_example()
     h = layers.conv2d(x, 16, 3, name="stem", rng=rng)
     side, pools = image_size, 0
     while side > 16:
@@ -183,11 +197,11 @@ def mini_inception(num_classes: int = 10, image_size: int = 8, channels: int = 1
     h = inception_module(h, 8, 12, 16, 4, 8, 8, name="inception_a", rng=rng)
     h = _scoped(graph, "pool", ops.max_pool, h, 2, stride=2, padding="SAME")
     h = inception_module(h, 24, 16, 32, 8, 16, 16, name="inception_b", rng=rng)
-    h = _scoped(graph, "dropout", ops.dropout, h, dropout, training)
+    h = _scoped(graph, "dropout", ops.dropout, h, dropout, training, first_example=first)
     logits = layers.dense(h, num_classes, name="fc", rng=rng)
     probs = _scoped(graph, "softmax", ops.softmax, logits)
     loss = _scoped(graph, "loss", ops.softmax_cross_entropy, logits, y)
-    return MiniInception(x, y, training, logits, probs, loss)
+    return MiniInception(x, y, training, logits, probs, loss, first)
 
 
 __all__ = ["inception_module", "googlenet", "GoogLeNet", "mini_inception", "MiniInception",

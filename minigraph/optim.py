@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, ClassVar, List, Optional, Sequence
+from typing import Callable, ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -151,7 +151,9 @@ def trainable_variables(loss: Node) -> List[Node]:
 
 
 class Optimizer:
-    """Base class: `minimize(loss, var_list=None)` builds the update node."""
+    """Base class: `minimize(loss, var_list=None)` builds the update node; it is
+    `apply_gradients(compute_gradients(loss, var_list))`, the two halves that a wrapper such
+    as `mg.distributed.DistributedOptimizer` changes the gradients between."""
 
     def __init__(self, lr, name: str):
         if not isinstance(lr, Node):
@@ -171,22 +173,36 @@ class Optimizer:
     def update_op(self, slot: str) -> ApplyUpdate:
         raise NotImplementedError
 
-    def minimize(self, loss: Node, var_list: Optional[Sequence[Node]] = None,
-                 name: Optional[str] = None) -> Node:
-        """An update node: fetching it moves every variable of `var_list` one step down
-        the gradient of the scalar `loss` (default: all trainable variables it depends on).
+    def compute_gradients(self, loss: Node, var_list: Optional[Sequence[Node]] = None) -> List[Tuple[Node, Node]]:
+        """[(gradient node, variable)] of the scalar `loss` for every variable of `var_list`
+        (default: all trainable variables it depends on), in `var_list`'s order.
 
-        The node evaluates to the number of steps this update has taken in the session.
+        The pairs can be changed (averaged over ranks, clipped, ...) before `apply_gradients`.
         """
         if not isinstance(loss, Node):
             raise TypeError(f"minimize: loss must be a node, got {type(loss).__name__}")
         if loss.shape != () or loss.dtype.kind != "f":
             raise ShapeError(f"minimize: loss {loss.name!r} must be a float scalar, got "
                              f"{fmt(loss.shape)} {loss.dtype}")
-        var_list = self._check_vars(loss, var_list)
-        graph: Graph = loss.graph
-        with graph:
+        var_list = self.check_var_list(loss, var_list)
+        with loss.graph:
             grads = gradients(loss, var_list)
+        return list(zip(grads, var_list))
+
+    def apply_gradients(self, grads_and_vars: Sequence[Tuple[Node, Node]], name: Optional[str] = None) -> Node:
+        """An update node: fetching it moves each variable one step along minus its gradient
+        (one `update_<var>` node per pair, then a `step` node that evaluates to the number of
+        steps this update has taken in the session)."""
+        pairs = list(grads_and_vars)
+        if not pairs:
+            raise ValueError("apply_gradients: no (gradient, variable) pairs")
+        for g, v in pairs:
+            if not isinstance(v, Node) or not isinstance(v.op, Variable):
+                raise TypeError(f"apply_gradients: expected (gradient, variable) pairs, got a {v!r} for a variable")
+            if not isinstance(g, Node) or g.graph is not v.graph:
+                raise TypeError(f"apply_gradients: the gradient of {v.name!r} must be a node of its graph, got {g!r}")
+        graph: Graph = pairs[0][1].graph
+        with graph:
             with graph.name_scope(name or self.name) as scope:
                 lr = self.lr
                 if not isinstance(lr, Node):
@@ -195,10 +211,22 @@ class Optimizer:
                     raise ValueError(f"minimize: the learning rate node {lr.name!r} is in another graph")
                 updates = [apply(self.update_op(f"{scope}/{v.name}"), [v, g, lr],
                                  "update_" + v.name.replace("/", "."))
-                           for v, g in zip(var_list, grads)]
+                           for g, v in pairs]
                 return apply(GroupSteps(f"{scope}/step"), updates, "step")
 
-    def _check_vars(self, loss: Node, var_list) -> List[Node]:
+    def minimize(self, loss: Node, var_list: Optional[Sequence[Node]] = None,
+                 name: Optional[str] = None) -> Node:
+        """An update node: fetching it moves every variable of `var_list` one step down
+        the gradient of the scalar `loss` (default: all trainable variables it depends on).
+        `apply_gradients(compute_gradients(loss, var_list), name)`.
+
+        The node evaluates to the number of steps this update has taken in the session.
+        """
+        return self.apply_gradients(self.compute_gradients(loss, var_list), name)
+
+    def check_var_list(self, loss: Node, var_list) -> List[Node]:
+        """`var_list` checked (variables of the loss's graph, float, no repeats), or by default
+        the trainable variables `loss` depends on."""
         if var_list is None:
             var_list = trainable_variables(loss)
             if not var_list:

@@ -20,6 +20,13 @@ generators seeded by `config.seed`, so two runs with the same seed give the same
 resumed run (`resume=True`) continues exactly where the checkpoint left off, even from the
 middle of an epoch. Ctrl-C finishes the current step, saves a checkpoint and raises
 `KeyboardInterrupt`; a second Ctrl-C stops at once without saving.
+
+With `config.distributed` (under `mpirun -n N`), each rank trains on its part of every
+global batch of `batch_size` through `mg.distributed` (MPI for NumPy, NCCL for CuPy); the
+batches, augmentation, dropout masks and steps are those of a 1-rank run, losses and
+accuracies are summed over the ranks, and only rank 0 writes files and shows progress. A
+checkpoint resumes on any rank count that divides the batch size. An error on one rank
+aborts all of them.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from . import data as mgdata
+from . import distributed
 from . import optim
 from .checkpoint import restore, save
 from .classifier import MODEL, save_classifier
@@ -74,6 +82,7 @@ class TrainConfig:
     image_size: Optional[int] = None  # image folders: decoded size (default 32); CIFAR-10: 32
     channels: int = 3  # image folders: 3 (RGB) or 1 (grayscale)
     augment: str = "none"  # a name in AUGMENTATIONS: random crops (4 px) and/or mirror flips
+    distributed: bool = False  # data-parallel over the ranks of mpirun (MPI; NCCL with cupy)
 
     def schedule(self) -> Callable[[int], float]:
         """The learning rate of each epoch: halved every 4 epochs (independent of `epochs`,
@@ -102,10 +111,13 @@ class TrainConfig:
 class _Run:
     """The state of one training run: graph, session, position and history."""
 
-    def __init__(self, config: TrainConfig, model_fn, dataset, say: Callable[[str], None]):
+    def __init__(self, config: TrainConfig, model_fn, dataset, say: Callable[[str], None], comm=None):
         self.config = config
         self.data = dataset
         self.say = say
+        self.comm = comm
+        self.rank, self.size = (comm.rank, comm.size) if comm is not None else (0, 1)
+        self.is_root = self.rank == 0
         self.augment = config.augmentation()
         if config.train_limit:
             self.x_train = dataset.x_train[:config.train_limit]
@@ -117,25 +129,51 @@ class _Run:
         graph = self.model.loss.graph
         with graph:
             self.lr = optim.learning_rate(config.lr, name="learning_rate")
-        self.train_op = config.make_optimizer(self.lr).minimize(self.model.loss)
+        self.optimizer = config.make_optimizer(self.lr)
+        if comm is not None:
+            self.optimizer = distributed.DistributedOptimizer(self.optimizer, comm)
+        self.train_op = self.optimizer.minimize(self.model.loss)
         self.sess = Session(graph, backend=config.backend, seed=config.seed)
+        if comm is not None:
+            distributed.broadcast_variables(self.sess, comm)
         self.history: List[Dict[str, Any]] = []
         self.step_losses: List[float] = []
         self.epoch, self.batch = 0, 0
         self.partial = _fresh_partial()
-        os.makedirs(config.out, exist_ok=True)
+        if self.is_root:
+            os.makedirs(config.out, exist_ok=True)
         self.checkpoint = os.path.join(config.out, CHECKPOINT)
         self.plot: Optional[str] = None  # loss.png once this run has drawn it
         self.plot_hint_given = False
 
     # checkpoint ------------------------------------------------------------------
     def save(self) -> None:
+        """Write the checkpoint (rank 0 only: every rank holds the same state)."""
+        if not self.is_root:
+            return
         meta = {"config": _resumable(self.config), "epoch": self.epoch, "batch": self.batch,
                 "partial": self.partial, "history": self.history, "step_losses": self.step_losses}
         save(self.sess, self.checkpoint, metadata=meta)
         save_classifier(os.path.join(self.config.out, MODEL), self.model, self.sess, self.data.classes)
 
     def resume(self) -> None:
+        """Rank 0 reads the checkpoint and sends its state (or its error) to the others."""
+        meta, error = None, None
+        if self.is_root:
+            try:
+                meta = self._read_checkpoint()
+            except CheckpointError as exc:
+                error = str(exc)
+        if self.comm is not None:
+            meta, error = self.comm.broadcast_object([meta, error], 0, "broadcast of the checkpoint's metadata")
+            if error is None:
+                distributed.broadcast_variables(self.sess, self.comm)
+        if error is not None:
+            raise CheckpointError(error)
+        self.epoch, self.batch, self.partial = meta["epoch"], meta["batch"], meta["partial"]
+        self.history, self.step_losses = meta["history"], meta["step_losses"]
+
+    def _read_checkpoint(self) -> Dict[str, Any]:
         meta = restore(self.sess, self.checkpoint)
         if "epoch" not in meta:
             raise CheckpointError(f"{self.checkpoint} was not written by `minigraph train`")
@@ -145,8 +183,7 @@ class _Run:
         if differ:
             raise CheckpointError(f"{self.checkpoint} was trained with other settings: {', '.join(differ)}; "
                                   "resume with the same ones")
-        self.epoch, self.batch, self.partial = meta["epoch"], meta["batch"], meta["partial"]
-        self.history, self.step_losses = meta["history"], meta["step_losses"]
+        return meta
 
     # steps -------------------------------------------------------------------------
     def train_epoch(self, progress: bool, interrupted: Callable[[], bool],
@@ -154,18 +191,20 @@ class _Run:
         cfg, m, p = self.config, self.model, self.partial
         lr = np.float32(cfg.schedule()(self.epoch))
         batches = mgdata.batches(self.x_train, self.y_train, cfg.batch_size, seed=cfg.seed,
-                                 epoch=self.epoch, start=self.batch, augment=self.augment)
+                                 epoch=self.epoch, start=self.batch, augment=self.augment,
+                                 rank=self.rank, size=self.size)
         fetches = [m.loss, m.logits, self.train_op]
         start = time.perf_counter()
         with progress_bar(total=batches.total, initial=self.batch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                          unit="batch", enabled=progress) as bar, closing(iter(mgdata.prefetch(batches))) as stream:
-            for xb, yb in stream:  # the next batch is made (decoded, augmented) while this one trains
-                loss, logits, _ = self.sess.run(fetches, {m.x: xb, m.y: yb, m.training: True, self.lr: lr})
-                loss = float(loss)
+                          unit="batch", enabled=progress and self.is_root) as bar, \
+                closing(iter(mgdata.prefetch(batches))) as stream:
+            for batch in stream:  # the next batch is made (decoded, augmented) while this one trains
+                loss, logits, _ = self.sess.run(fetches, self._feed(batch, lr))
+                loss, correct, seen, stop = self._step_totals(batch, float(loss), logits, interrupted())
                 self.step_losses.append(loss)
-                p["loss_sum"] += loss * len(yb)
-                p["correct"] += int((logits.argmax(axis=1) == yb).sum())
-                p["seen"] += len(yb)
+                p["loss_sum"] += loss * seen
+                p["correct"] += correct
+                p["seen"] += seen
                 self.batch += 1
                 p["seconds"] += time.perf_counter() - start
                 start = time.perf_counter()
@@ -174,12 +213,32 @@ class _Run:
                 bar.update(1)
                 if on_step is not None:
                     on_step(len(self.step_losses), loss)
-                if interrupted():
+                if stop or (self.comm is None and interrupted()):  # distributed: all ranks agree first
                     raise _Stop
+
+    def _feed(self, batch: mgdata.Batch, lr) -> dict:
+        m = self.model
+        feed = {m.x: batch.x, m.y: batch.y, m.training: True, self.lr: lr}
+        if self.comm is not None:
+            feed[self.optimizer.share] = batch.share
+            first = getattr(m, "first_example", None)
+            if first is not None:
+                feed[first] = batch.offset
+        return feed
+
+    def _step_totals(self, batch: mgdata.Batch, loss: float, logits, interrupted: bool):
+        """(mean loss, correct, examples, stop) of the global batch: summed over the ranks
+        when distributed (a rank that was interrupted stops them all after the same step)."""
+        correct = int((logits[:batch.count].argmax(axis=1) == batch.y[:batch.count]).sum())
+        if self.comm is None:
+            return loss, correct, batch.count, interrupted
+        totals = np.array([loss * batch.count, correct, batch.count, float(interrupted)])
+        self.comm.allreduce(totals, "allreduce of the step's loss and accuracy")
+        return float(totals[0] / totals[2]), int(totals[1]), int(totals[2]), bool(totals[3])
 
     def finish_epoch(self) -> Dict[str, Any]:
         start = time.perf_counter()
-        test_acc = evaluate(self.sess, self.model, self.data.x_test, self.data.y_test)
+        test_acc = evaluate(self.sess, self.model, self.data.x_test, self.data.y_test, comm=self.comm)
         p = self.partial
         record = {"epoch": self.epoch + 1, "train_loss": p["loss_sum"] / max(p["seen"], 1),
                   "train_accuracy": p["correct"] / max(p["seen"], 1), "test_accuracy": test_acc,
@@ -188,11 +247,15 @@ class _Run:
         self.epoch, self.batch, self.partial = self.epoch + 1, 0, _fresh_partial()
         return record
 
-    def write_reports(self) -> None:
+    def write_reports(self) -> Dict[str, Any]:
+        """metrics.json and loss.png (rank 0 only); returns the metrics on every rank."""
         metrics = {"epochs": self.history,
                    "test_accuracy": self.history[-1]["test_accuracy"] if self.history else None,
                    "step_losses": self.step_losses, "config": dataclasses.asdict(self.config)}
-        _write_atomic(os.path.join(self.config.out, METRICS), json.dumps(metrics, indent=1))
+        text = json.dumps(metrics, indent=1)
+        if not self.is_root:
+            return json.loads(text)
+        _write_atomic(os.path.join(self.config.out, METRICS), text)
         if self.history:
             path = os.path.join(self.config.out, PLOT)
             self.plot = plot_metrics(metrics, path)
@@ -200,6 +263,7 @@ class _Run:
                 stale = f" ({path} is from an earlier run)" if os.path.exists(path) else ""
                 self.say(f"note: {PLOT_HINT}{stale}")
                 self.plot_hint_given = True
+        return json.loads(text)
 
     def files(self) -> Dict[str, Optional[str]]:
         """The files this run wrote, by role; "loss_curves" is None when no plot was drawn."""
@@ -228,22 +292,29 @@ def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bo
     `build_model(config.model, ...)` sized to the data; the data `dataset`, else
     `load_data(config.data, ...)` (the digits unless `config.data` names a folder). With `resume`,
     continue from `config.out`'s checkpoint. On Ctrl-C (or a SIGINT raised by `on_step`),
-    finish the step, save a checkpoint and raise KeyboardInterrupt.
+    finish the step, save a checkpoint and raise KeyboardInterrupt. With
+    `config.distributed`, train data-parallel over the ranks of mpirun (see the module).
     """
     config = config if config is not None else TrainConfig()
     if config.epochs < 1 or config.batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1, got {config.epochs} and {config.batch_size}")
-    say = progress_write if progress else log
+    comm = communicator(config) if config.distributed else None
+    if comm is not None and comm.rank != 0:
+        log = _quiet
+    say = progress_write if progress and (comm is None or comm.rank == 0) else log
     if dataset is None:
         dataset = load_data(config.data, config.image_size, config.channels)
-    run = _Run(config, model_fn, dataset, say)
+    run = _Run(config, model_fn, dataset, say, comm)
     if resume:
         run.resume()
         log(f"resumed from {run.checkpoint} at epoch {run.epoch + 1}, batch {run.batch}")
-    elif os.path.exists(run.checkpoint):
+    elif run.is_root and os.path.exists(run.checkpoint):
         log(f"note: starting afresh; {run.checkpoint} will be overwritten (resume=True, or "
             "`minigraph train --resume`, continues it instead)")
-    with _DeferredInterrupt() as interrupt:
+    if comm is not None:
+        log(f"data-parallel over {comm.size} ranks ({comm.backend}): {config.batch_size // comm.size} "
+            f"of each batch of {config.batch_size} per rank")
+    with _DeferredInterrupt() as interrupt, distributed.abort_all_on_error(comm):
         try:
             while run.epoch < config.epochs:
                 run.train_epoch(progress, interrupt.pending, on_step)
@@ -260,18 +331,49 @@ def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bo
             log(f"interrupted at epoch {run.epoch + 1}, batch {run.batch}: checkpoint saved to "
                 f"{run.checkpoint}; continue with --resume")
             raise KeyboardInterrupt from None
-    run.write_reports()
-    return {**json.loads(_read(os.path.join(config.out, METRICS))), "files": run.files()}
+    return {**run.write_reports(), "files": run.files()}
 
 
-def evaluate(sess: Session, model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
-    """The fraction of `x` that `model` (in evaluation mode) classifies as `y`."""
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def distributed_backend(backend: Optional[str]) -> str:
+    """The collectives for an array backend: NCCL for CuPy, MPI otherwise."""
+    return "nccl" if (backend or os.environ.get("MINIGRAPH_BACKEND")) == "cupy" else "mpi"
+
+
+def communicator(config: TrainConfig):
+    """The communicator of a distributed run. The global batch must split evenly over its
+    ranks (a `DistributedError` says so on every rank)."""
+    comm = distributed.init(distributed_backend(config.backend))
+    if config.batch_size % comm.size:
+        raise distributed.DistributedError(
+            f"the batch size {config.batch_size} is not divisible by the {comm.size} ranks; "
+            "use a batch size that is a multiple of the rank count")
+    return comm
+
+
+def evaluate(sess: Session, model, x: np.ndarray, y: np.ndarray, batch_size: int = 256, comm=None) -> float:
+    """The fraction of `x` that `model` (in evaluation mode) classifies as `y`. With a
+    communicator, each rank classifies its contiguous part and the counts are summed."""
+    if not len(y):
+        return 0.0
+    if comm is None or comm.size == 1:
+        return _count_correct(sess, model, x, y, batch_size) / len(y)
+    lo, hi = (len(y) * comm.rank) // comm.size, (len(y) * (comm.rank + 1)) // comm.size
+    correct = np.array([_count_correct(sess, model, x[lo:hi], y[lo:hi], batch_size)], np.int64)
+    comm.allreduce(correct, "allreduce of the test accuracy")
+    return int(correct[0]) / len(y)
+
+
+def _count_correct(sess: Session, model, x, y, batch_size: int) -> int:
     correct = 0
     with closing(iter(mgdata.prefetch(mgdata.batches(x, y, batch_size, shuffle=False)))) as stream:
         for xb, yb in stream:
             logits = sess.run(model.logits, {model.x: xb})
             correct += int((logits.argmax(axis=1) == yb).sum())
-    return correct / len(y)
+    return correct
 
 
 class _Stop(Exception):
@@ -349,8 +451,3 @@ def _write_atomic(path: str, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()

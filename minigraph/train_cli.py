@@ -5,7 +5,8 @@ import argparse
 import dataclasses
 import os
 
-from .train import AUGMENTATIONS, CHECKPOINT, RESUMABLE, TrainConfig, fit
+from . import distributed
+from .train import AUGMENTATIONS, CHECKPOINT, RESUMABLE, TrainConfig, distributed_backend, fit
 from .train_setup import MODELS
 
 __all__ = ["add_command", "run_command"]
@@ -35,6 +36,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars, one line per epoch")
     p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                    help="array backend (default: $MINIGRAPH_BACKEND, else numpy); a checkpoint resumes on either")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of `mpirun -n N minigraph train --distributed` "
+                        "(MPI; NCCL with --backend cupy); --batch-size is the global batch")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="an image folder (one sub-folder per class, or train/ and test/ each so), or CIFAR-10's "
                         "binary folder or .tar.gz (default: the 8x8 digits)")
@@ -63,18 +67,39 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _saved_settings(args) -> dict:
+    """The settings in --out's checkpoint; in a distributed run rank 0 reads them (only its
+    machine needs the file) and sends them, or its error, to the others."""
+    from .checkpoint import read_metadata
+    from .errors import CheckpointError
+    path = os.path.join(args.out, CHECKPOINT)
+    if not args.distributed:
+        return read_metadata(path).get("config", {})
+    comm = distributed.init(distributed_backend(args.backend))
+    saved, error = None, None
+    if comm.rank == 0:
+        try:
+            saved = read_metadata(path).get("config", {})
+        except CheckpointError as exc:
+            error = str(exc)
+    saved, error = comm.broadcast_object([saved, error], 0, "broadcast of the checkpoint's settings")
+    if error is not None:
+        raise CheckpointError(error)
+    return saved
+
+
 def run_command(args) -> int:
     """`minigraph train`: settings from the flags, else (with --resume) the checkpoint, else defaults."""
-    from .checkpoint import read_metadata
     settings = dataclasses.asdict(TrainConfig())
     if args.resume:
-        saved = read_metadata(os.path.join(args.out, CHECKPOINT)).get("config", {})
+        saved = _saved_settings(args)
         settings.update({k: v for k, v in saved.items() if k in RESUMABLE + ("epochs",)})
     explicit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                 "optimizer": args.optimizer, "seed": args.seed, "train_limit": args.train_limit,
                 "data": args.data, "model": args.model, "image_size": args.image_size, "channels": args.channels,
                 "augment": args.augment}
-    settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out, backend=args.backend)
+    settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out, backend=args.backend,
+                    distributed=args.distributed)
     if args.augment is None and not args.resume and settings["data"] is not None:
         settings["augment"] = "crop+flip"
     config = TrainConfig(**settings)
@@ -82,6 +107,8 @@ def run_command(args) -> int:
         metrics = fit(config, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
         return 130
+    if args.distributed and distributed.init(distributed_backend(args.backend)).rank != 0:
+        return 0  # rank 0 reports
     print(f"final test accuracy: {metrics['test_accuracy']:.4f}")
     for role, what in (("checkpoint", "checkpoint"), ("model", "model"), ("metrics", "metrics"),
                        ("loss_curves", "loss curves")):

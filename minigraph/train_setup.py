@@ -34,6 +34,7 @@ class TrainModel(NamedTuple):
     logits: Node
     probs: Node
     loss: Node
+    first_example: Optional[Node] = None  # the index of the batch's first example (dropout masks)
 
 
 def _mini_inception(shape, num_classes: int, rng):
@@ -51,7 +52,7 @@ def _googlenet(shape, num_classes: int, rng):
     y = placeholder((None,), dtype="int64", name="y")
     with get_default_graph().name_scope("loss"):
         loss = ops.softmax_cross_entropy(net.logits, y)
-    return TrainModel(net.x, y, net.training, net.logits, net.probs, loss)
+    return TrainModel(net.x, y, net.training, net.logits, net.probs, loss, net.first_example)
 
 
 # name -> builder(input shape (C, H, W), num_classes, rng) of a model with x, y, training, logits, loss

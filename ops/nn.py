@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import zlib
 from typing import ClassVar, Optional
 
 from minigraph.dispatch import register_kernel
@@ -210,12 +212,52 @@ class LocalResponseNorm(Op):
         return [g * s_pow - mul(x * inner, 2.0 * self.alpha * self.beta / self.size)]
 
 
+_MASK64 = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment (2**64 / golden ratio)
+
+
+def _mix64(xp, z):
+    """SplitMix64's finalizer on uint64 values (an array, or a Python int masked to 64 bits)."""
+    if isinstance(z, int):
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _MASK64
+        return z ^ (z >> 31)
+    z = (z ^ (z >> 30)) * xp.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> 27)) * xp.uint64(0x94D049BB133111EB)
+    return z ^ (z >> 31)
+
+
+def dropout_keep(xp, key: int, draw: int, rows, per_row: int, rate: float):
+    """Which entries dropout keeps: a bool array (len(rows), per_row), entry (i, e) kept when
+    u >= rate, u uniform in [0, 1) from a counter-based generator keyed by (key, draw,
+    rows[i], e), so a row's mask depends on its example index, not on which batch or
+    process it was drawn in. u = (h >> 11) / 2**53 with h = SplitMix64 output number e of
+    the stream seeded by mix(mix(key + draw * gamma) + row * gamma)."""
+    base = _mix64(xp, (key + draw * _GAMMA) & _MASK64)
+    row_seed = _mix64(xp, xp.uint64(base) + xp.asarray(rows, dtype=xp.uint64) * xp.uint64(_GAMMA))
+    steps = (xp.arange(1, per_row + 1, dtype=xp.uint64) * xp.uint64(_GAMMA))
+    h = _mix64(xp, row_seed[:, None] + steps[None, :])
+    threshold = math.ceil(rate * 2.0 ** 53)  # u >= rate  <=>  h >> 11 >= rate * 2**53
+    return (h >> 11) >= xp.uint64(threshold)
+
+
+DROPOUT_KEY = "dropout/key"  # session state: the session's dropout key, drawn once from its generator
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class DropoutMask(Op):
     """A mask shaped like x: when `training` (a scalar bool input) is true, each entry is
-    1 / (1 - rate) with probability 1 - rate and 0 otherwise, drawn from the session's seeded
-    generator; when false, all ones. Not differentiable (its gradient is None). Random: never
-    merged with another mask, never folded."""
+    1 / (1 - rate) with probability 1 - rate and 0 otherwise; when false, all ones. Not
+    differentiable (its gradient is None).
+
+    Row i of x is example number `first_example + i` (an optional int scalar input, 0 when
+    absent) and its mask comes from `dropout_keep(key, draw, example, ...)`: `key` is drawn
+    once per session from its seeded generator (`session.state["dropout/key"]`), `draw`
+    counts this node's training runs (`session.state["<node>/draws"]`). So a 1-rank run and
+    an N-rank run that feed each rank's offset in the global batch draw the same masks, and
+    a restored checkpoint continues the same sequence. Random: never merged with another
+    mask, never folded.
+    """
 
     kind: ClassVar[str] = "dropout_mask"
     __eq__, __hash__ = object.__eq__, object.__hash__
@@ -226,22 +268,37 @@ class DropoutMask(Op):
     names_consumer: ClassVar[str] = "dropout"
     rate: float
 
-    def infer(self, x: Spec, training: Spec) -> Spec:
+    def infer(self, x: Spec, training: Spec, first_example: Optional[Spec] = None) -> Spec:
         check_float(x)
         if training.shape != () or training.dtype.kind != "b":
             raise ShapeError(f"training must be a scalar bool, got {fmt(training.shape)} {training.dtype}")
+        if first_example is not None and (first_example.shape != () or first_example.dtype.kind not in "iu"):
+            raise ShapeError(f"first_example must be an int scalar, got {fmt(first_example.shape)} "
+                             f"{first_example.dtype}")
+        if len(x.shape) < 1:
+            raise ShapeError("dropout needs a batch axis, got a scalar")
         return x
 
     def run(self, ctx, node, arrays):
-        x, training = arrays
+        x, training = arrays[:2]
         xp = ctx.xp
         if not bool(training) or self.rate == 0.0:
             return xp.ones(x.shape, dtype=x.dtype)
-        keep = ctx.rng.random(x.shape, dtype=x.dtype) >= self.rate
-        return keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+        first = int(arrays[2]) if len(arrays) > 2 else 0
+        if first < 0:
+            raise ValueError(f"dropout {node.name!r}: first_example must be >= 0, got {first}")
+        state = ctx.state
+        if DROPOUT_KEY not in state:
+            state[DROPOUT_KEY] = xp.asarray(int(ctx.rng.integers(0, 2 ** 63 - 1)), dtype=xp.int64)
+        draw = int(state.get(f"{node.name}/draws", 0))
+        state[f"{node.name}/draws"] = xp.asarray(draw + 1, dtype=xp.int64)
+        key = (int(state[DROPOUT_KEY]) + zlib.crc32(node.name.encode())) & _MASK64
+        n = x.shape[0]
+        keep = dropout_keep(xp, key, draw, xp.arange(first, first + n), x.size // max(n, 1), self.rate)
+        return keep.reshape(x.shape).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
 
     def gradient(self, node, g):
-        return [None, None]
+        return [None] * len(node.inputs)
 
     def consumer_label(self, node):
         return f"dropout {self.rate:.0%}"
@@ -288,11 +345,13 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
     return apply(LocalResponseNorm(int(size), float(alpha), float(beta), float(k)), [x], name)
 
 
-def dropout(x, rate: float, training, name: Optional[str] = None):
+def dropout(x, rate: float, training, name: Optional[str] = None, first_example=None):
     """Inverted dropout: when training, each entry is zeroed with probability `rate` and the
     rest scaled by 1 / (1 - rate); when not, x unchanged. `training` is a Python bool or a
-    scalar bool node (e.g. `mg.placeholder_with_default(False)`). Masks come from the
-    session's seeded generator (`mg.Session(g, seed=...)`), a new one each run."""
+    scalar bool node (e.g. `mg.placeholder_with_default(False)`). Masks are seeded by the
+    session (`mg.Session(g, seed=...)`), a new one each run, and drawn per example: row i
+    is example `first_example + i` (an int scalar node, e.g. a rank's offset in the global
+    batch; rows count from 0 without it), so data-parallel runs draw the masks of 1 rank."""
     import numpy as np
 
     from minigraph.graph import Node, graph_of
@@ -309,5 +368,6 @@ def dropout(x, rate: float, training, name: Optional[str] = None):
             return identity(x, name or "dropout")
         with graph_of([x]):
             training = constant(True, name="training")
-    mask = apply(DropoutMask(float(rate)), [x, training], "dropout_mask")
+    inputs = [x, training] if first_example is None else [x, training, first_example]
+    mask = apply(DropoutMask(float(rate)), inputs, "dropout_mask")
     return mul(x, mask, name or "dropout")

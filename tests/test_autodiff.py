@@ -79,3 +79,26 @@ def test_variables_get_gradients_and_graph_is_reusable():
     sess = mg.Session(g)
     assert np.array_equal(sess.run(gw), [2.0, 4.0]) and sess.run(gw).dtype == np.float32
     assert np.array_equal(sess.run(ggw), [2.0, 2.0])
+
+
+def test_on_gradient_sees_each_gradient_once_as_soon_as_it_is_complete():
+    """Variables created first (as here) get their gradients summed right after their last
+    consumer's backward step: the callback runs in backward order, before the backward
+    nodes of earlier layers exist."""
+    with mg.Graph() as g:
+        x = mg.placeholder((2, 3), dtype="float64")
+        w1 = mg.variable(np.ones((3, 3)), name="w1")
+        w2 = mg.variable(np.ones((3, 3)), name="w2")
+        unused = mg.variable(np.ones(2), name="unused")
+        h = ops.relu(ops.matmul(x, w1))
+        loss = ops.sum(ops.matmul(h, w2) * ops.matmul(h, w2))  # w2 read twice: two parts summed
+        seen = []
+        grads = mg.gradients(loss, [w1, w2, unused], on_gradient=lambda v, gv: seen.append((v, gv, len(g.nodes))))
+    assert [v for v, _, _ in seen] == [w2, w1, unused]
+    assert [gv for _, gv, _ in seen] == [grads[1], grads[0], grads[2]]
+    assert seen[0][2] < seen[1][2]  # w1's backward nodes were built after w2's callback
+    xv = np.random.default_rng(0).standard_normal((2, 3))
+    out = mg.Session(g).run(grads, {x: xv})
+    hv = np.maximum(xv @ np.ones((3, 3)), 0)
+    np.testing.assert_allclose(out[1], hv.T @ (2 * hv @ np.ones((3, 3))))
+    np.testing.assert_array_equal(out[2], np.zeros(2))

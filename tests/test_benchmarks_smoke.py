@@ -132,3 +132,23 @@ def test_mg_models_build_the_benchmark_networks(bench):
     assert (models.source, own.source) == ("models", "own")
     for a, b in zip(models.result(), own.result()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bucket_bytes", [0, 65536])
+def test_distributed_scaling_worker_runs(bucket_bytes):
+    """One rank of benchmarks/distributed_scaling.py (plain optimizer, or DistributedOptimizer
+    on a size-1 communicator: needs mpi4py), two steps."""
+    import subprocess
+    if bucket_bytes:
+        from minigraph.distributed import unavailable_reason
+        if unavailable_reason("mpi"):
+            pytest.skip(unavailable_reason("mpi"))
+    out = subprocess.run([sys.executable, str(BENCH / "distributed_scaling.py"), "--worker", "--case",
+                          "mini_inception", "--bucket-bytes", str(bucket_bytes), "--steps", "2", "--warmup", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.split("RESULT ", 1)[1])
+    assert result["size"] == 1 and len(result["steps"]) == 2 and result["step_s"] > 0
+    if bucket_bytes:
+        assert result["buckets"] == 2 and result["grad_bytes"] == 4 * 27_826  # mini_inception's parameters
+        assert result["allreduce_s"] == 0.0  # one rank: nothing to sum

@@ -224,3 +224,24 @@ def test_errors():
         train = mg.optim.Adam(0.1).minimize(ops.sum(w * frozen))
     updated = [n.inputs[0] for n in train.inputs]
     assert updated == [w]
+
+
+def test_compute_then_apply_gradients_is_minimize():
+    """minimize == apply_gradients(compute_gradients(...)); the pairs can be changed between."""
+    w0 = np.array([1.0, -2.0, 3.0])
+    with mg.Graph() as g:
+        w = mg.variable(w0, name="w")
+        loss = ops.sum(w * w) * 0.5  # gradient w
+        opt = mg.optim.SGD(0.1, momentum=0.5)
+        pairs = opt.compute_gradients(loss)
+        assert [v for _, v in pairs] == [w] and pairs[0][0].shape == (3,)
+        halved = opt.apply_gradients([(gw * 0.5, v) for gw, v in pairs], name="halved")
+        straight = mg.optim.SGD(0.1, momentum=0.5).minimize(loss)
+    s1, s2 = mg.Session(g), mg.Session(g)
+    s1.run(halved), s2.run(straight)
+    np.testing.assert_array_equal(s1.get_value(w), w0 - 0.1 * 0.5 * w0)
+    np.testing.assert_array_equal(s2.get_value(w), w0 - 0.1 * w0)
+    with pytest.raises(ValueError, match="no .gradient, variable. pairs"):
+        opt.apply_gradients([])
+    with pytest.raises(TypeError, match="expected .gradient, variable. pairs"):
+        opt.apply_gradients([(pairs[0][0], pairs[0][0])])

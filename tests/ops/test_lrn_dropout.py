@@ -121,3 +121,52 @@ def test_dropout_errors():
             ops.dropout(x, 0.5, mg.placeholder((), dtype="float32"))
         with pytest.raises(TypeError, match="training must be a bool"):
             ops.dropout(x, 0.5, "yes")
+
+
+def test_dropout_masks_follow_the_example_index():
+    """Row i's mask depends on (session seed, draw, first_example + i), not on the batch it
+    came in: two half batches with offsets 0 and 4 draw the full batch's masks."""
+    x = np.ones((8, 5, 3, 3), "float32")
+    with mg.Graph() as g:
+        xn = mg.placeholder((None, 5, 3, 3))
+        first = mg.placeholder_with_default(np.int64(0))
+        y = ops.dropout(xn, 0.5, training=True, first_example=first)
+    full = mg.Session(g, seed=3)
+    halves = [mg.Session(g, seed=3), mg.Session(g, seed=3)]
+    for _ in range(2):  # the second draw of each session differs from the first, equally
+        whole = full.run(y, {xn: x})
+        parts = [s.run(y, {xn: x[4 * k:4 * k + 4], first: 4 * k}) for k, s in enumerate(halves)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert not np.array_equal(whole[:4], whole[4:])
+    assert set(full.state) == {"dropout/key", "dropout_mask/draws"}
+    assert int(full.state["dropout_mask/draws"]) == 2
+
+
+def test_dropout_keep_is_a_uniform_counter_based_draw():
+    """dropout_keep against a plain-Python SplitMix64 written here, and its keep rate."""
+    from minigraph.ops.nn import dropout_keep
+    mask64 = (1 << 64) - 1
+    gamma = 0x9E3779B97F4A7C15
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask64
+        return z ^ (z >> 31)
+
+    key, draw, rows, per_row, rate = 12345, 7, [0, 5, 9], 6, 0.3
+    base = mix((key + draw * gamma) & mask64)
+    expected = [[(mix((mix((base + r * gamma) & mask64) + (e + 1) * gamma) & mask64) >> 11) / 2 ** 53 >= rate
+                 for e in range(per_row)] for r in rows]
+    np.testing.assert_array_equal(dropout_keep(np, key, draw, np.array(rows), per_row, rate), expected)
+    many = dropout_keep(np, 99, 0, np.arange(1000), 100, 0.25)
+    assert abs(many.mean() - 0.75) < 0.005  # 100,000 draws: 0.005 is > 3.6 standard deviations
+
+
+def test_dropout_first_example_errors():
+    with mg.Graph():
+        x = mg.placeholder((None, 4))
+        with pytest.raises(mg.ShapeError, match="first_example must be an int scalar"):
+            ops.dropout(x, 0.5, True, first_example=mg.placeholder((), dtype="float32"))
+        y = ops.dropout(x, 0.5, True, first_example=mg.constant(np.int64(-1)))
+    with pytest.raises(ValueError, match="first_example must be >= 0, got -1"):
+        mg.Session(y.graph).run(y, {x: np.ones((2, 4), "float32")})
