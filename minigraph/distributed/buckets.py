@@ -38,6 +38,9 @@ class AllreduceStart(Op):
     """(share, grads...) -> a flat buffer of share * grads that is being summed over the ranks."""
 
     kind: ClassVar[str] = "allreduce_start"
+    pure: ClassVar[bool] = False  # its result depends on the other ranks
+    deterministic: ClassVar[bool] = False
+    foldable: ClassVar[bool] = False
     comm: Communicator = dataclasses.field(compare=False, repr=False)
     bucket: int = 0
 
@@ -78,6 +81,9 @@ class AllreduceWait(Op):
     """The bucket's buffer once the sum over the ranks has arrived (deadline: comm.timeout)."""
 
     kind: ClassVar[str] = "allreduce_wait"
+    pure: ClassVar[bool] = False
+    deterministic: ClassVar[bool] = False
+    foldable: ClassVar[bool] = False
     comm: Communicator = dataclasses.field(compare=False, repr=False)
 
     def infer(self, buf: Spec) -> Spec:
@@ -96,6 +102,7 @@ class BucketSlice(Op):
     """buf[offset : offset + prod(shape)] reshaped to `shape` (a view)."""
 
     kind: ClassVar[str] = "bucket_slice"
+    view: ClassVar[bool] = True
     offset: int
     shape: Tuple[int, ...]
 
