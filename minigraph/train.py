@@ -301,6 +301,11 @@ def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bo
     comm = communicator(config) if config.distributed else None
     if comm is not None and comm.rank != 0:
         log = _quiet
+    with distributed.abort_all_on_error(comm):  # one rank's error (data, checkpoint, step) ends all
+        return _train(config, comm, resume, progress, model_fn, dataset, log, on_step)
+
+
+def _train(config: TrainConfig, comm, resume: bool, progress: bool, model_fn, dataset, log, on_step) -> dict:
     say = progress_write if progress and (comm is None or comm.rank == 0) else log
     if dataset is None:
         dataset = load_data(config.data, config.image_size, config.channels)
@@ -314,7 +319,7 @@ def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bo
     if comm is not None:
         log(f"data-parallel over {comm.size} ranks ({comm.backend}): {config.batch_size // comm.size} "
             f"of each batch of {config.batch_size} per rank")
-    with _DeferredInterrupt() as interrupt, distributed.abort_all_on_error(comm):
+    with _DeferredInterrupt() as interrupt:
         try:
             while run.epoch < config.epochs:
                 run.train_epoch(progress, interrupt.pending, on_step)
