@@ -176,6 +176,10 @@ def main(argv=None) -> int:
     parser.add_argument("--independent", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions of each configuration")
     parser.add_argument("--json", default=None, help="write every run to this file")
+    parser.add_argument("--quiet", type=float, default=0.05,
+                        help="the first table keeps the runs during which other processes used less than "
+                             "this share of the CPUs (default 0.05)")
+    parser.add_argument("--from-json", default=None, help="print the tables of an earlier --json file")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)
@@ -185,6 +189,10 @@ def main(argv=None) -> int:
     cases = [args.case] if args.case else list(CASES)
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()}, numpy {np.__version__}")
     runs = []
+    if args.from_json:
+        with open(args.from_json) as f:
+            runs = json.load(f)["runs"]
+        args.reps = 0
     for rep in range(args.reps):
         for case in cases:
             order = configs if rep % 2 == 0 else configs[::-1]  # interleaved, rotating
@@ -197,29 +205,11 @@ def main(argv=None) -> int:
                          f"blocked {r['blocked_s'] * 1e3:5.2f}, alone {r['allreduce_alone_s'] * 1e3:5.2f})"
                          if bucket_bytes else "")
                       + f"  load {r['load_before']:.2f} other cpu {r['other_cpu_share']:.0%}", flush=True)
-    print()
-    print("| case | ranks x threads | buckets | step ms (median of reps) | images/s | speedup | allreduce ms/step | "
-          "overlapped with backward | training thread blocked ms | same bytes alone ms |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for case in cases:
-        base = statistics.median(r["step_s"] for r in runs if r["case"] == case and r["size"] == 1)
-        for ranks, bucket_bytes in configs:
-            sel = [r for r in runs if r["case"] == case and r["size"] == ranks and r["bucket_bytes"] == bucket_bytes]
-            step = statistics.median(r["step_s"] for r in sel)
-            row = f"| {case} | {ranks} x 1 | "
-            if ranks == 1:
-                row += f"- | {step * 1e3:.1f} | {GLOBAL_BATCH / step:.0f} | 1.00 | - | - | - | - |"
-            elif not bucket_bytes:
-                row = (f"| {case} | 2 independent x 1, {GLOBAL_BATCH // 2} images each (ceiling) | - | {step * 1e3:.1f} | "
-                       f"{GLOBAL_BATCH / step:.0f} | {base / step:.2f} | - | - | - | - |")
-            else:
-                med = {k: statistics.median(r[k] for r in sel) for k in
-                       ("allreduce_s", "overlapped_s", "blocked_s", "allreduce_alone_s")}
-                row += (f"{sel[0]['buckets']} x {sel[0]['grad_bytes'] / sel[0]['buckets'] / 1024:.0f} KiB | "
-                        f"{step * 1e3:.1f} | {GLOBAL_BATCH / step:.0f} | {base / step:.2f} | "
-                        f"{med['allreduce_s'] * 1e3:.2f} | {med['overlapped_s'] / max(med['allreduce_s'], 1e-12):.0%} | "
-                        f"{med['blocked_s'] * 1e3:.2f} | {med['allreduce_alone_s'] * 1e3:.2f} |")
-            print(row)
+    quiet = [r for r in runs if r["other_cpu_share"] < args.quiet]
+    print(f"\nruns while other processes used < {args.quiet:.0%} of the CPUs ({len(quiet)} of {len(runs)}):")
+    table(quiet, cases, configs)
+    print("\nall runs:")
+    table(runs, cases, configs)
     loads = [r["load_before"] for r in runs]
     others = [r["other_cpu_share"] for r in runs]
     print(f"\nload average before runs: min {min(loads):.2f}, median {statistics.median(loads):.2f}, max {max(loads):.2f}; "
@@ -228,6 +218,38 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({"runs": runs, "cpus": os.cpu_count()}, f, indent=1)
     return 0
+
+
+def table(runs, cases, configs) -> None:
+    """The markdown table of medians over `runs` (n: how many runs each row has)."""
+    print("| case | ranks x threads | buckets | n | step ms (median) | images/s | speedup | allreduce ms/step | "
+          "overlapped with backward | training thread blocked ms | same bytes alone ms |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for case in cases:
+        ones = [r["step_s"] for r in runs if r["case"] == case and r["size"] == 1]
+        if not ones:
+            continue
+        base = statistics.median(ones)
+        for ranks, bucket_bytes in configs:
+            sel = [r for r in runs if r["case"] == case and r["size"] == ranks and r["bucket_bytes"] == bucket_bytes]
+            if not sel:
+                continue
+            step = statistics.median(r["step_s"] for r in sel)
+            row = f"| {case} | {ranks} x 1 | "
+            if ranks == 1:
+                row += f"- | {len(sel)} | {step * 1e3:.1f} | {GLOBAL_BATCH / step:.0f} | 1.00 | - | - | - | - |"
+            elif not bucket_bytes:
+                row = (f"| {case} | 2 independent x 1, {GLOBAL_BATCH // 2} images each (ceiling) | - | {len(sel)} | "
+                       f"{step * 1e3:.1f} | "
+                       f"{GLOBAL_BATCH / step:.0f} | {base / step:.2f} | - | - | - | - |")
+            else:
+                med = {k: statistics.median(r[k] for r in sel) for k in
+                       ("allreduce_s", "overlapped_s", "blocked_s", "allreduce_alone_s")}
+                row += (f"{sel[0]['buckets']} x {sel[0]['grad_bytes'] / sel[0]['buckets'] / 1024:.0f} KiB | {len(sel)} | "
+                        f"{step * 1e3:.1f} | {GLOBAL_BATCH / step:.0f} | {base / step:.2f} | "
+                        f"{med['allreduce_s'] * 1e3:.2f} | {med['overlapped_s'] / max(med['allreduce_s'], 1e-12):.0%} | "
+                        f"{med['blocked_s'] * 1e3:.2f} | {med['allreduce_alone_s'] * 1e3:.2f} |")
+            print(row)
 
 
 if __name__ == "__main__":
