@@ -162,7 +162,8 @@ def test_diff_of_two_models(tmp_path, capsys):
     capsys.readouterr()
     assert main(["diff", "googlenet", exported, "-o", str(tmp_path / "d.gv")]) == 0
     report = capsys.readouterr().out
-    assert report.startswith("0 added, 2 removed, 1 changed") and "~ dropout/dropout: mul → identity" in report
+    assert report.startswith("0 added, 3 removed, 1 changed") and "~ dropout/dropout: mul → identity" in report
+    assert "- first_example" in report  # dropout's example index: a training input, not exported
     assert "googlenet → googlenet: 0 added" in (tmp_path / "d.gv").read_text()
 
 

@@ -95,3 +95,15 @@ def test_errors(comm):
         w = mg.variable(np.ones(3), name="w")
         with pytest.raises(mg.ShapeError, match="must be a float scalar"):
             distributed.DistributedOptimizer(mg.optim.SGD(0.1), comm).compute_gradients(w * 2.0)
+
+
+def test_a_model_file_refuses_the_distributed_step(comm, tmp_path):
+    """The allreduce nodes belong to this process's communicator: a model file cannot hold
+    them (save the forward outputs instead), and says so."""
+    g, x, ws, loss = three_layers()
+    with g:
+        train = distributed.DistributedOptimizer(mg.optim.SGD(0.1), comm).minimize(loss)
+    sess = mg.Session(g)
+    mg.save_model(tmp_path / "forward.npz", {"x": x}, {"loss": loss}, sess)  # fine
+    with pytest.raises(mg.ModelFileError, match="cannot save attribute 'comm' of allreduce_start"):
+        mg.save_model(tmp_path / "step.npz", {"x": x}, {"train": train}, sess)
