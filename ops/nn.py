@@ -286,7 +286,7 @@ class DropoutMask(Op):
             return xp.ones(x.shape, dtype=x.dtype)
         first = int(arrays[2]) if len(arrays) > 2 else 0
         if first < 0:
-            raise ValueError(f"dropout {node.name!r}: first_example must be >= 0, got {first}")
+            raise FeedError(f"dropout {node.name!r}: first_example must be >= 0, got {first}")
         state = ctx.state
         if DROPOUT_KEY not in state:
             state[DROPOUT_KEY] = xp.asarray(int(ctx.rng.integers(0, 2 ** 63 - 1)), dtype=xp.int64)

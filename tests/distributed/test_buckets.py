@@ -62,7 +62,7 @@ def test_allreduce_starts_before_the_backward_pass_ends(comm):
     order) reaches it before the gradients of earlier layers are computed."""
     g, x, ws, loss = three_layers()
     opt = distributed.DistributedOptimizer(mg.optim.SGD(0.1), comm, bucket_bytes=1)
-    pairs = opt.compute_gradients(loss)
+    opt.compute_gradients(loss)
     first_start = opt.buckets[0].start  # w2's bucket: its allreduce can run first
     backward = [n for n in g.nodes if "_grad" in n.name]
     later = [n for n in backward if n.index > first_start.index]

@@ -55,7 +55,8 @@ def test_ctrl_c_on_one_rank_stops_all_at_the_same_step(mpirun, tmp_path):
     assert resumed.returncode == 0, resumed.output
     full = json.loads((out / "metrics.json").read_text())
     assert len(full["step_losses"]) == 3 and full["step_losses"][:2] == partial["step_losses"]
-    straight = mpirun(2, "fit", tmp_path / "straight")
+    straight = mpirun(2, "fit", tmp_path / "straight")  # the same run without the Ctrl-C: resumed exactly
+    assert straight.returncode == 0, straight.output
     assert json.loads((tmp_path / "straight" / "metrics.json").read_text())["step_losses"] == full["step_losses"]
 
 
