@@ -111,11 +111,12 @@ def restore(sess: Session, path) -> Dict[str, Any]:
     """Load a checkpoint written by `save` into `sess`; returns the saved `metadata` ({} if none).
 
     Every variable of the session's graph must be in the file with the same shape and
-    dtype, and the file must hold no other variable; each optimizer state entry must be one
-    that an op of the graph declares, with the declared shape and dtype (step counts:
-    integers >= 0), each op's entries all present or all absent. Otherwise a
-    `CheckpointError` lists every difference and the session is left unchanged. The
-    session's `state` is replaced by the saved one. A missing, corrupt or foreign file is a
+    dtype, and the file must hold no other variable. When the graph has an optimizer (ops
+    that declare `state_slots`), each optimizer state entry must be one that an op of the
+    graph declares, with the declared shape and dtype (step counts: integers >= 0), each op's
+    entries all present or all absent, and the session's `state` is replaced by the saved
+    one; a graph without one (inference) takes the weights and leaves the state unread.
+    Otherwise a `CheckpointError` lists every difference and the session is left unchanged. A missing, corrupt or foreign file is a
     `CheckpointError`, found before any large array is allocated.
     """
     path = os.fspath(path)
@@ -123,18 +124,22 @@ def restore(sess: Session, path) -> Dict[str, Any]:
         _check_format(archive, path)
         _check_members(archive, path)
         _check_variables(sess, archive.entries, path)
-        _check_state(sess, archive.entries, path)
+        with_state = bool(_declared_state(sess))  # an inference graph (no optimizer) takes the weights only
+        state = None
+        if with_state:
+            _check_state(sess, archive.entries, path)
+            state = {key[len(_STATE):]: archive.read(key) for key in archive.entries if key.startswith(_STATE)}
+            _check_counts(sess, state, path)
         values = {var: archive.read(_VAR + var.name) for var in sess.variables}
-        state = {key[len(_STATE):]: archive.read(key) for key in archive.entries if key.startswith(_STATE)}
-        _check_counts(sess, state, path)
         rng_state = _rng_state(sess, archive, path)
         metadata = _user_metadata(archive, path)
 
     for var, value in values.items():
         sess.set_value(var, value)
-    sess.state.clear()
-    for key, value in state.items():
-        sess.state[key] = sess.backend.asarray(value)
+    if state is not None:
+        sess.state.clear()
+        for key, value in state.items():
+            sess.state[key] = sess.backend.asarray(value)
     if rng_state is not None:
         sess.rng.bit_generator.state = rng_state
     return metadata
@@ -290,6 +295,11 @@ def _user_metadata(archive: NpzArchive, path: str) -> Dict[str, Any]:
         return {}
     metadata = _json(text, _USER_KEY, path)
     if not isinstance(metadata, dict):
-        raise CheckpointError(f"{path}: the checkpoint's metadata must be a JSON object, "
-                              f"got {type(metadata).__name__}")
+        raise CheckpointError(f"{path}: the metadata must be a JSON object, got {json_type(metadata)}")
     return metadata
+
+
+def json_type(value) -> str:
+    """What a parsed JSON value is, in JSON's words ('null', 'a list', ...)."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")

@@ -20,14 +20,18 @@ generators seeded by `config.seed`, so two runs with the same seed give the same
 resumed run (`resume=True`) continues exactly where the checkpoint left off, even from the
 middle of an epoch. Ctrl-C finishes the current step, saves a checkpoint and raises
 `KeyboardInterrupt`; a second Ctrl-C stops at once without saving.
+
+A loss that is not finite (NaN or infinite, e.g. from a learning rate that is too high) stops
+the run with a `NumericsError` before anything else is written: the checkpoint in `config.out`
+stays the last good one (weights that are not finite are never saved either).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
-import tempfile
 import threading
 import time
 from contextlib import closing
@@ -37,9 +41,11 @@ import numpy as np
 
 from . import data as mgdata
 from . import optim
+from . import train_metadata
+from .atomic_file import write_atomic
 from .checkpoint import restore, save
 from .classifier import MODEL, save_classifier
-from .errors import CheckpointError
+from .errors import CheckpointError, NumericsError
 from .progress import progress as progress_bar
 from .progress import write as progress_write
 from .session import Session
@@ -49,9 +55,7 @@ __all__ = ["TrainConfig", "fit", "evaluate", "plot_metrics", "build_digits_model
            "PLOT_HINT", "CHECKPOINT", "METRICS", "PLOT", "RESUMABLE"]
 
 CHECKPOINT, METRICS, PLOT = "checkpoint.npz", "metrics.json", "loss.png"
-# settings that must match on resume
-RESUMABLE = ("batch_size", "lr", "optimizer", "seed", "train_limit", "data", "model", "image_size", "channels",
-             "augment")
+RESUMABLE = train_metadata.RESUMABLE  # settings that must match on resume
 PLOT_HINT = "matplotlib is not installed: pip install 'minigraph[plot]' to get the loss curves (loss.png)"
 # --augment: name -> (padding of the random crop, flip)
 AUGMENTATIONS = {"none": None, "crop": (4, False), "flip": (0, True), "crop+flip": (4, True)}
@@ -123,6 +127,7 @@ class _Run:
         self.step_losses: List[float] = []
         self.epoch, self.batch = 0, 0
         self.partial = _fresh_partial()
+        self.saved_at = None  # (epoch, batch) of the checkpoint on disk from this run or its resume
         os.makedirs(config.out, exist_ok=True)
         self.checkpoint = os.path.join(config.out, CHECKPOINT)
         self.plot: Optional[str] = None  # loss.png once this run has drawn it
@@ -130,15 +135,19 @@ class _Run:
 
     # checkpoint ------------------------------------------------------------------
     def save(self) -> None:
+        for var in self.sess.variables:
+            if not np.isfinite(self.sess.get_value(var)).all():
+                raise self.diverged(f"variable {var.name!r} holds NaN or infinite values",
+                                    _position(self.epoch, self.batch))
         meta = {"config": _resumable(self.config), "epoch": self.epoch, "batch": self.batch,
                 "partial": self.partial, "history": self.history, "step_losses": self.step_losses}
         save(self.sess, self.checkpoint, metadata=meta)
         save_classifier(os.path.join(self.config.out, MODEL), self.model, self.sess, self.data.classes)
+        self.saved_at = (self.epoch, self.batch)
 
     def resume(self) -> None:
-        meta = restore(self.sess, self.checkpoint)
-        if "epoch" not in meta:
-            raise CheckpointError(f"{self.checkpoint} was not written by `minigraph train`")
+        batches = mgdata.batches(self.x_train, self.y_train, self.config.batch_size, shuffle=False)
+        meta = train_metadata.check(restore(self.sess, self.checkpoint), self.checkpoint, batches.total)
         saved, now, default = meta["config"], _resumable(self.config), _resumable(TrainConfig())
         differ = [f"--{k.replace('_', '-')} {saved.get(k, default[k])} (now {now[k]})" for k in RESUMABLE
                   if saved.get(k, default[k]) != now[k]]
@@ -147,6 +156,16 @@ class _Run:
                                   "resume with the same ones")
         self.epoch, self.batch, self.partial = meta["epoch"], meta["batch"], meta["partial"]
         self.history, self.step_losses = meta["history"], meta["step_losses"]
+        self.saved_at = (self.epoch, self.batch)
+
+    def diverged(self, what: str, where: str) -> NumericsError:
+        """The error that stops a run whose loss or weights stopped being finite."""
+        if self.saved_at is None:
+            kept = "no checkpoint was written by this run"
+        else:
+            kept = f"{self.checkpoint} keeps the last good state ({_position(*self.saved_at)})"
+        return NumericsError(f"training diverged {where}: {what}; {kept}. Try a smaller learning rate "
+                             f"(now --lr {self.config.lr:g} with {self.config.optimizer})")
 
     # steps -------------------------------------------------------------------------
     def train_epoch(self, progress: bool, interrupted: Callable[[], bool],
@@ -162,6 +181,9 @@ class _Run:
             for xb, yb in stream:  # the next batch is made (decoded, augmented) while this one trains
                 loss, logits, _ = self.sess.run(fetches, {m.x: xb, m.y: yb, m.training: True, self.lr: lr})
                 loss = float(loss)
+                if not math.isfinite(loss):
+                    raise self.diverged(f"the loss is {loss}", f"at epoch {self.epoch + 1}, batch {self.batch + 1} "
+                                                               f"of {batches.total}")
                 self.step_losses.append(loss)
                 p["loss_sum"] += loss * len(yb)
                 p["correct"] += int((logits.argmax(axis=1) == yb).sum())
@@ -206,6 +228,13 @@ class _Run:
         return {"checkpoint": self.checkpoint, "model": os.path.join(self.config.out, MODEL),
                 "metrics": os.path.join(self.config.out, METRICS),
                 "loss_curves": self.plot}
+
+
+def _position(epoch: int, batch: int) -> str:
+    """Where a run stands after `epoch` whole epochs and `batch` batches of the next, in words."""
+    if batch == 0:
+        return f"after epoch {epoch}" if epoch else "before the first step"
+    return f"epoch {epoch + 1}, after batch {batch}"
 
 
 def _fresh_partial() -> Dict[str, Any]:
@@ -341,14 +370,7 @@ def plot_metrics(metrics: dict, path: str) -> Optional[str]:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".metrics.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _read(path: str) -> str:

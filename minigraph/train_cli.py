@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import sys
 
+from . import train_metadata
 from .train import AUGMENTATIONS, CHECKPOINT, RESUMABLE, TrainConfig, fit
 from .train_setup import MODELS
 
@@ -27,7 +30,8 @@ def add_command(subparsers) -> None:
                    help=f"initial learning rate, halved every 4 epochs (default {d.lr})")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
                    help=f"adam, or sgd with Nesterov momentum 0.9 (default {d.optimizer})")
-    p.add_argument("--seed", type=int, default=None, help=f"seed of weights, batches, augmentation, dropout (default {d.seed})")
+    p.add_argument("--seed", type=_non_negative, default=None,
+                   help=f"seed of weights, batches, augmentation, dropout (default {d.seed})")
     p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
@@ -56,10 +60,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -68,7 +79,8 @@ def run_command(args) -> int:
     from .checkpoint import read_metadata
     settings = dataclasses.asdict(TrainConfig())
     if args.resume:
-        saved = read_metadata(os.path.join(args.out, CHECKPOINT)).get("config", {})
+        path = os.path.join(args.out, CHECKPOINT)
+        saved = train_metadata.check_config(read_metadata(path), path)
         settings.update({k: v for k, v in saved.items() if k in RESUMABLE + ("epochs",)})
     explicit = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                 "optimizer": args.optimizer, "seed": args.seed, "train_limit": args.train_limit,
@@ -82,6 +94,9 @@ def run_command(args) -> int:
         metrics = fit(config, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # e.g. a full disk while writing metrics.json or loss.png
+        print(f"minigraph: error: {exc}", file=sys.stderr)
+        return 1
     print(f"final test accuracy: {metrics['test_accuracy']:.4f}")
     for role, what in (("checkpoint", "checkpoint"), ("model", "model"), ("metrics", "metrics"),
                        ("loss_curves", "loss curves")):

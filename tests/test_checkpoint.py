@@ -296,8 +296,8 @@ def test_a_compressed_checkpoint_of_honest_size_still_loads(tmp_path):
         "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }") + b"\x80"}, "would need pickle"),
     ("metadata not JSON", {"meta/user.npy": npy(np.array("{not json"))}, "'meta/user' is not valid JSON"),
     ("metadata nested too deep", {"meta/user.npy": npy(np.array("[" * 100000))}, "not valid JSON"),
-    ("metadata null", {"meta/user.npy": npy(np.array("null"))}, "metadata must be a JSON object, got NoneType"),
-    ("metadata a list", {"meta/user.npy": npy(np.array("[1, 2]"))}, "metadata must be a JSON object, got list"),
+    ("metadata null", {"meta/user.npy": npy(np.array("null"))}, "metadata must be a JSON object, got null"),
+    ("metadata a list", {"meta/user.npy": npy(np.array("[1, 2]"))}, "metadata must be a JSON object, got a list"),
     ("metadata a number", {"meta/user.npy": npy(np.array(7.0))}, "'meta/user' must be a string"),
     ("foreign generator", {"meta/rng.npy": npy(np.array('{"bit_generator": "MT19937", "state": {}}'))},
      "state is for 'MT19937', the session uses PCG64"),
@@ -350,6 +350,27 @@ def test_optimizer_state_is_checked_like_variables(tmp_path, change, message):
     with pytest.raises(mg.CheckpointError, match=message):
         mg.restore(sess, path)
     assert sess.state == {}  # untouched
+
+
+def test_a_graph_without_optimizer_takes_the_weights_only(tmp_path):
+    """Inference graphs (diagrams, predictions) restore a training checkpoint's weights; its
+    optimizer state is left unread, as no op of theirs would use it."""
+    path = trained_checkpoint(tmp_path)
+    trained = mg.Session(build()[0])
+    mg.restore(trained, path)
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 64), name="x")
+        with mg.name_scope("hidden"):
+            w1 = mg.variable(np.zeros((64, 12), "float32"), name="w")
+            b1 = mg.variable(np.zeros(12, "float32"), name="b")
+        with mg.name_scope("out"):
+            w2 = mg.variable(np.zeros((12, 10), "float32"), name="w")
+        ops.matmul(ops.relu(ops.matmul(x, w1) + b1), w2)
+    inference = mg.Session(g)
+    mg.restore(inference, path)
+    assert inference.state == {}
+    for v in inference.variables:
+        np.testing.assert_array_equal(inference.get_value(v), trained.get_value(trained.graph.get(v.name)))
 
 
 def test_state_that_no_op_declares_is_not_saved(tmp_path):
