@@ -116,8 +116,9 @@ def restore(sess: Session, path) -> Dict[str, Any]:
     graph declares, with the declared shape and dtype (step counts: integers >= 0), each op's
     entries all present or all absent, and the session's `state` is replaced by the saved
     one; a graph without one (inference) takes the weights and leaves the state unread.
-    Otherwise a `CheckpointError` lists every difference and the session is left unchanged. A missing, corrupt or foreign file is a
-    `CheckpointError`, found before any large array is allocated.
+    Otherwise a `CheckpointError` lists every difference and the session is left unchanged.
+    A missing, corrupt or foreign file is a `CheckpointError`, found before any large array
+    is allocated.
     """
     path = os.fspath(path)
     with NpzArchive(path) as archive:

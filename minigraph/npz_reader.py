@@ -64,6 +64,10 @@ class NpzArchive:
             raise CheckpointError(f"no {what} at {path}")
         try:
             self._size = os.path.getsize(path)
+            with open(path, "rb") as f:
+                start = f.read(4)
+            if start not in (b"PK\x03\x04", b"PK\x05\x06"):  # a first member, or an empty archive
+                raise zipfile.BadZipFile(f"does not start as a zip archive ({start!r})")
             self._zip = zipfile.ZipFile(path)
         except _ZIP_ERRORS as exc:
             raise self._corrupt(None, exc) from None

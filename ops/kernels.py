@@ -25,9 +25,12 @@ Pads = Tuple[Pair, Pair]
 # geometry (pure Python, build time)
 
 
+MAX_GEOMETRY = 2 ** 31 - 1  # the largest stride, dilation, size or padding (a 32-bit int, as in TensorFlow)
+
+
 def as_pair(value, what: str, minimum: int = 1) -> Pair:
-    """An int or a pair of ints -> (a, b), each >= `minimum`; ShapeError (a ValueError) naming
-    `what` otherwise."""
+    """An int or a pair of ints -> (a, b), each in [`minimum`, 2**31 - 1]; ShapeError (a
+    ValueError) naming `what` otherwise."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
     else:
@@ -40,6 +43,8 @@ def as_pair(value, what: str, minimum: int = 1) -> Pair:
         pair = (int(a), int(b))
     if min(pair) < minimum:
         raise ShapeError(f"{what} must be >= {minimum}, got {value!r}")
+    if max(pair) > MAX_GEOMETRY:  # NumPy's slicing overflows on such ints
+        raise ShapeError(f"{what} must be at most 2**31 - 1, got {value!r}")
     return pair
 
 

@@ -76,7 +76,8 @@ OPS = {
              lambda a, ax: a.mean(axis=ax[0], keepdims=ax[1]), st.tuples(AXIS, st.booleans())),
     "reshape": (1, lambda a, s: ops.reshape(a, s, name="op"), lambda a, s: a.reshape(s),
                 st.lists(st.sampled_from([-1, 1, 2, 3, 4, 6, 0, -2]), min_size=0, max_size=3).map(tuple)),
-    "flatten": (1, lambda a, _: ops.flatten(a, name="op"), lambda a, _: a.reshape(a.shape[0], int(np.prod(a.shape[1:]))), st.none()),
+    "flatten": (1, lambda a, _: ops.flatten(a, name="op"),
+                lambda a, _: a.reshape(a.shape[0], int(np.prod(a.shape[1:]))), st.none()),
     "transpose": (1, lambda a, p: ops.transpose(a, p, name="op"), lambda a, p: a.transpose(p),
                   st.one_of(st.none(), st.permutations([0, 1, 2]).map(tuple), st.just((0, 0, 1)))),
     "softmax": (1, lambda a, ax: ops.softmax(a, axis=ax, name="op"), lambda a, ax: softmax(a, ax),
@@ -176,7 +177,6 @@ def run_and_compare(g, y, phs, arrays, reference, case):
     try:
         ref = np.asarray(reference(*arrays))
     except Invalid as why:
-        record(AREA, "escape")
         raise AssertionError(f"escape: {case}: a result {out.shape} where NumPy refuses ({why}): "
                              f"{[a.shape for a in arrays]}")
     assert out.shape == ref.shape, (out.shape, ref.shape)
