@@ -19,7 +19,7 @@ from minigraph import ops
 from fuzzing import budget, expect_minigraph_error, record
 
 AREA = "feeds"
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the lossy casts main still makes
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the int -> float16 overflow still cast
 LEAD = "issue 10, feed rules (session._check_value / lossless_cast): not covered yet"
 PLACEHOLDER_DTYPES = ["float32", "float64", "float16", "int32", "int64", "uint8", "bool"]
 VALUE_DTYPES = PLACEHOLDER_DTYPES + ["int8", "uint64", "complex64", "<U3", "datetime64[s]"]
@@ -163,11 +163,11 @@ def test_batch_sizes_that_disagree_are_feed_errors(n, m, which):
         out = ops.softmax_cross_entropy(x, other) if which == "cross_entropy" else x + other
     value = np.zeros(m, "int64") if which == "cross_entropy" else np.zeros((m, 3), "float32")
     with pytest.raises(mg.FeedError, match=rf"'x'.*'{other.name}'|'{other.name}'.*'x'"):
-        mg.Session(g).run(out, {x: np.zeros((n, 3), "float32"), other: value})  # main: IndexError
+        mg.Session(g).run(out, {x: np.zeros((n, 3), "float32"), other: value})  # once an IndexError
     record(AREA, "FeedError")
 
 
-def test_mean_loss_over_an_empty_batch_is_an_error():  # main: nan
+def test_mean_loss_over_an_empty_batch_is_an_error():  # once a nan loss
     with mg.Graph() as g:
         x, y = mg.placeholder((None, 3), name="x"), mg.placeholder((None,), "int64", name="y")
         loss = ops.softmax_cross_entropy(x, y)

@@ -314,12 +314,12 @@ def test_build_time_errors_name_node_and_shapes(x_shape, w_shape, kwargs, messag
 
 
 @pytest.mark.parametrize("x_shape, fed, kwargs, message", [
-    # a None spatial size fed too small (main: "negative dimensions are not allowed" / an empty result)
+    # a None spatial size fed too small (once "negative dimensions are not allowed" / an empty result)
     ((None, 3, None, None), (2, 3, 2, 5), {}, r"larger than the padded input \(2 \+ 0 \+ 0 along H\)"),
     ((None, 3, None, None), (2, 3, 4, 2), {"stride": 2, "padding": 1, "dilation": 2},
      r"\(2 \+ 1 \+ 1 along W\)"),
     ((None, 3, None, 7), (1, 3, 3, 7), {"dilation": 2}, r"extent 5 along H with dilation 2"),
-    # a None channel count fed unlike the filter's (main: a NumPy matmul error)
+    # a None channel count fed unlike the filter's (once a NumPy matmul error)
     ((None, None, 6, 6), (1, 2, 6, 6), {}, r"input \(1, 2, 6, 6\) has 2 channels but the filter "
                                             r"\(4, 3, 3, 3\) expects 3"),
 ])

@@ -275,7 +275,7 @@ def test_errors():
      r"avg_pool 'p': .*window \(2, 4\).*larger than the padded input \(1 \+ 1 \+ 1 along W\)"),
 ])
 def test_none_spatial_size_fed_too_small_is_a_feed_error(build, message):
-    """main: an error from inside the kernel that named no node (or an empty result)."""
+    """Once an error from inside the kernel that named no node (or an empty result)."""
     with mg.Graph() as g:
         x = mg.placeholder((None, 3, None, None), name="x")
         y = build(x)

@@ -14,26 +14,27 @@ from minigraph import ops
 
 # build(placeholders) -> node, static shapes, a feed that does not fit, one that fits, NumPy's answer, message
 CASES = {
-    # main: a NumPy concatenate error, or a silently concatenated mismatch
+    # before the executor checked shapes: a NumPy concatenate error, or a silently concatenated mismatch
     "concat": (lambda a, b: ops.concat([a, b], axis=1, name="op"), [(None, 2, None, 3), (None, 1, 4, 3)],
                [(2, 2, 5, 3), (2, 1, 4, 3)], [(2, 2, 4, 3), (2, 1, 4, 3)],
                lambda a, b: np.concatenate([a, b], axis=1), r"concat 'op': .*differ outside the concat axis"),
-    # main: NumPy's matmul error
+    # before the executor checked shapes: NumPy's matmul error
     "matmul": (lambda a, b: ops.matmul(a, b, name="op"), [(2, None), (3, 4)], [(2, 5), (3, 4)],
                [(2, 3), (3, 4)], lambda a, b: a @ b, r"matmul 'op': .*inner dimensions differ: \(2, 5\) @ \(3, 4\)"),
-    # main: "cannot reshape array of size 2 into shape ()"
+    # before the executor checked shapes: "cannot reshape array of size 2 into shape ()"
     "reshape": (lambda a: ops.reshape(a, (), name="op"), [(None,)], [(2,)], [(1,)], lambda a: a.reshape(()),
                 r"reshape 'op': .*cannot reshape \(2,\) \(2 elements\) to \(\)"),
-    # main: a result of shape (0,) for a node that promised (1,)
+    # before the executor checked shapes: a result of shape (0,) for a node that promised (1,)
     "slice": (lambda a: ops.slice_axis(a, 0, 1, axis=0, name="op"), [(None,)], [(0,)], [(3,)], lambda a: a[0:1],
               r"slice 'op': .*slice \[0:1\] does not fit axis 0 of \(0,\)"),
     # main: "zero-size array to reduction operation maximum which has no identity"
     "softmax": (lambda a: ops.softmax(a, axis=1, name="op"), [(2, None)], [(2, 0)], [(2, 3)],
-                lambda a: np.exp(a) / np.exp(a).sum(axis=1, keepdims=True), r"softmax 'op': .*axis 1 of \(2, 0\) is empty"),
+                lambda a: np.exp(a) / np.exp(a).sum(axis=1, keepdims=True),
+                r"softmax 'op': .*axis 1 of \(2, 0\) is empty"),
     # main: NaN means (and RuntimeWarnings) for an image without pixels
     "global_avg_pool": (lambda a: ops.global_avg_pool(a, name="op"), [(1, 2, None, None)], [(1, 2, 0, 3)],
                         [(1, 2, 2, 3)], lambda a: a.mean(axis=(2, 3)), r"global_avg_pool 'op': .*has no pixels"),
-    # main: NumPy's matmul error inside the kernel
+    # before the executor checked shapes: NumPy's matmul error inside the kernel
     "conv2d_backprop_filter": (
         lambda x, g: ops.conv2d_backprop_filter(x, g, (1, 2), name="op"), [(None, 2, 3, 3), (None, 1, 3, 2)],
         [(2, 2, 3, 3), (1, 1, 3, 2)], [(2, 2, 3, 3), (2, 1, 3, 2)],
