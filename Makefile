@@ -4,13 +4,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench docs pip-check install dot mpi clean
+.PHONY: demo test fuzz bench docs pip-check install dot mpi clean
 
 demo: $(STAMP) dot
 	$(VENV)/bin/minigraph demo
 
 test: $(STAMP) dot mpi
 	$(PY) -m pytest -n 2 -q
+
+# The fuzz suite with thousands of random cases per test (`make test` runs a few dozen,
+# always the same); the table at the end gives the cases per area and the escapes.
+FUZZ_EXAMPLES ?= 3000
+fuzz: $(STAMP)
+	rm -rf .fuzz-stats
+	MINIGRAPH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MINIGRAPH_FUZZ_STATS=.fuzz-stats $(PY) -m pytest tests/fuzz -n 2 -q
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
@@ -59,4 +66,4 @@ mpi:
 	  else echo "please install Open MPI (https://www.open-mpi.org/)"; exit 1; fi; }
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .fuzz-stats

@@ -7,11 +7,14 @@ groups them and evaluates to the number of steps taken so far.
 
 Optimizer state (momentum buffers, Adam moments and step counts) lives in the session's
 `state` dict under string keys `<scope>/<variable name>/<slot>`, so `mg.save` writes it
-next to the variables and a restored run continues exactly.
+next to the variables and a restored run continues exactly. Each update op declares its
+entries (`state_slots`: shape and dtype, or an integer step count), and `mg.restore`
+checks a checkpoint's state against them.
 
 The learning rate is a float or a scalar float node, e.g. `mg.optim.learning_rate(0.1)`
 (a placeholder with a default): feed it a new value each step or epoch to follow a
-schedule (`step_schedule`, `cosine_schedule`) without rebuilding the graph.
+schedule (`step_schedule`, `cosine_schedule`) without rebuilding the graph. A value that is
+negative, NaN or infinite is refused with a `FeedError` before any variable changes.
 
 Update rules (g is the gradient, w the variable, as in PyTorch):
 
@@ -24,18 +27,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, ClassVar, List, Optional, Sequence, Tuple
+from typing import Callable, ClassVar, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .autodiff import gradients
-from .errors import ShapeError
+from .errors import FeedError, ShapeError
 from .graph import Graph, Node
 from .op import Op, Variable, apply, placeholder_with_default
 from .spec import Spec, fmt
 
-__all__ = ["SGD", "Adam", "Optimizer", "learning_rate", "step_schedule", "cosine_schedule",
+__all__ = ["SGD", "Adam", "Optimizer", "StateSlot", "learning_rate", "step_schedule", "cosine_schedule",
            "trainable_variables"]
+
+
+class StateSlot(NamedTuple):
+    """One entry an op keeps in `session.state`: an array of exactly this shape and dtype,
+    or, with `count`, a scalar integer step count >= 0."""
+
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+    count: bool = False
+
+
+STEP_COUNT = StateSlot((), np.dtype(np.int64), count=True)
 
 
 # ---------------------------------------------------------------------------------
@@ -55,6 +70,21 @@ class ApplyUpdate(Op):
     returns_state: ClassVar[bool] = True
     slot: str
 
+    def slot_names(self) -> Tuple[str, ...]:
+        """The names of the arrays this op keeps per variable (each shaped like the variable)."""
+        return ()
+
+    def count_names(self) -> Tuple[str, ...]:
+        """The names of the step counts this op keeps per variable."""
+        return ()
+
+    def state_slots(self, node) -> Dict[str, StateSlot]:
+        """{session.state key: StateSlot} of the entries `node` writes; they appear together."""
+        var = StateSlot(tuple(node.shape), node.dtype)
+        slots = {f"{self.slot}/{name}": var for name in self.slot_names()}
+        slots.update({f"{self.slot}/{name}": STEP_COUNT for name in self.count_names()})
+        return slots
+
     def infer(self, var: Spec, grad: Spec, lr: Spec) -> Spec:
         if tuple(grad.shape) != tuple(var.shape) or grad.dtype != var.dtype:
             raise ShapeError(f"gradient {fmt(grad.shape)} {grad.dtype} does not match the variable's "
@@ -65,7 +95,11 @@ class ApplyUpdate(Op):
 
     def run(self, ctx, node, arrays):
         w, g, lr = arrays
-        new = self.step(ctx.xp, ctx.state, w, g, float(lr))
+        lr = float(lr)
+        if not lr >= 0 or not math.isfinite(lr):  # NaN fails the first test
+            raise FeedError(f"{self.kind} {node.name!r}: the learning rate {node.inputs[2].name!r} must be "
+                            f"a finite number >= 0, got {lr}")
+        new = self.step(ctx.xp, ctx.state, w, g, lr)
         ctx.write_variable(node.inputs[0], new)
         return new
 
@@ -88,6 +122,9 @@ class ApplySGD(ApplyUpdate):
     nesterov: bool = False
     weight_decay: float = 0.0
 
+    def slot_names(self):
+        return ("momentum",) if self.momentum else ()
+
     def step(self, xp, state, w, g, lr):
         if self.weight_decay:
             g = g + self.weight_decay * w
@@ -107,6 +144,12 @@ class ApplyAdam(ApplyUpdate):
     beta2: float = 0.999
     eps: float = 1e-8
     weight_decay: float = 0.0
+
+    def slot_names(self):
+        return ("m", "v")
+
+    def count_names(self):
+        return ("t",)
 
     def step(self, xp, state, w, g, lr):
         if self.weight_decay:
@@ -132,6 +175,9 @@ class GroupSteps(Op):
 
     def infer(self, *updates: Spec) -> Spec:
         return Spec((), np.dtype(np.int64))
+
+    def state_slots(self, node) -> Dict[str, StateSlot]:
+        return {self.counter: STEP_COUNT}
 
     def run(self, ctx, node, arrays):
         step = int(ctx.state.get(self.counter, 0)) + 1

@@ -111,7 +111,7 @@ def save_model(path, inputs: Named, outputs: Named, sess: Session,
         arrays[_META + "graph"] = np.array(json.dumps(doc, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"save_model: metadata must be JSON-serialisable: {exc}") from None
-    return write_archive(path, arrays)
+    return write_archive(path, arrays, "model file")
 
 
 def _named(value: Named, what: str) -> Dict[str, Node]:

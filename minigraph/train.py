@@ -27,14 +27,18 @@ batches, augmentation, dropout masks and steps are those of a 1-rank run, losses
 accuracies are summed over the ranks, and only rank 0 writes files and shows progress. A
 checkpoint resumes on any rank count that divides the batch size. An error on one rank
 aborts all of them.
+
+A loss that is not finite (NaN or infinite, e.g. from a learning rate that is too high) stops
+the run with a `NumericsError` before anything else is written: the checkpoint in `config.out`
+stays the last good one (weights that are not finite are never saved either).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
-import tempfile
 import threading
 import time
 from contextlib import closing
@@ -45,9 +49,11 @@ import numpy as np
 from . import data as mgdata
 from . import distributed
 from . import optim
+from . import train_metadata
+from .atomic_file import write_atomic
 from .checkpoint import restore, save
 from .classifier import MODEL, save_classifier
-from .errors import CheckpointError
+from .errors import CheckpointError, NumericsError
 from .progress import progress as progress_bar
 from .progress import write as progress_write
 from .session import Session
@@ -57,9 +63,7 @@ __all__ = ["TrainConfig", "fit", "evaluate", "plot_metrics", "build_digits_model
            "PLOT_HINT", "CHECKPOINT", "METRICS", "PLOT", "RESUMABLE"]
 
 CHECKPOINT, METRICS, PLOT = "checkpoint.npz", "metrics.json", "loss.png"
-# settings that must match on resume
-RESUMABLE = ("batch_size", "lr", "optimizer", "seed", "train_limit", "data", "model", "image_size", "channels",
-             "augment")
+RESUMABLE = train_metadata.RESUMABLE  # settings that must match on resume
 PLOT_HINT = "matplotlib is not installed: pip install 'minigraph[plot]' to get the loss curves (loss.png)"
 # --augment: name -> (padding of the random crop, flip)
 AUGMENTATIONS = {"none": None, "crop": (4, False), "flip": (0, True), "crop+flip": (4, True)}
@@ -140,6 +144,7 @@ class _Run:
         self.step_losses: List[float] = []
         self.epoch, self.batch = 0, 0
         self.partial = _fresh_partial()
+        self.saved_at = None  # (epoch, batch) of the checkpoint on disk from this run or its resume
         if self.is_root:
             os.makedirs(config.out, exist_ok=True)
         self.checkpoint = os.path.join(config.out, CHECKPOINT)
@@ -148,13 +153,18 @@ class _Run:
 
     # checkpoint ------------------------------------------------------------------
     def save(self) -> None:
-        """Write the checkpoint (rank 0 only: every rank holds the same state)."""
-        if not self.is_root:
-            return
-        meta = {"config": _resumable(self.config), "epoch": self.epoch, "batch": self.batch,
-                "partial": self.partial, "history": self.history, "step_losses": self.step_losses}
-        save(self.sess, self.checkpoint, metadata=meta)
-        save_classifier(os.path.join(self.config.out, MODEL), self.model, self.sess, self.data.classes)
+        """Write the checkpoint (rank 0 only: every rank holds the same state); weights that are
+        not finite are never saved."""
+        for var in self.sess.variables:
+            if not np.isfinite(self.sess.get_value(var)).all():
+                raise self.diverged(f"variable {var.name!r} holds NaN or infinite values",
+                                    _position(self.epoch, self.batch))
+        if self.is_root:
+            meta = {"config": _resumable(self.config), "epoch": self.epoch, "batch": self.batch,
+                    "partial": self.partial, "history": self.history, "step_losses": self.step_losses}
+            save(self.sess, self.checkpoint, metadata=meta)
+            save_classifier(os.path.join(self.config.out, MODEL), self.model, self.sess, self.data.classes)
+        self.saved_at = (self.epoch, self.batch)
 
     def resume(self) -> None:
         """Rank 0 reads the checkpoint and sends its state (or its error) to the others."""
@@ -172,11 +182,11 @@ class _Run:
             raise CheckpointError(error)
         self.epoch, self.batch, self.partial = meta["epoch"], meta["batch"], meta["partial"]
         self.history, self.step_losses = meta["history"], meta["step_losses"]
+        self.saved_at = (self.epoch, self.batch)
 
     def _read_checkpoint(self) -> Dict[str, Any]:
-        meta = restore(self.sess, self.checkpoint)
-        if "epoch" not in meta:
-            raise CheckpointError(f"{self.checkpoint} was not written by `minigraph train`")
+        batches = mgdata.batches(self.x_train, self.y_train, self.config.batch_size, shuffle=False)
+        meta = train_metadata.check(restore(self.sess, self.checkpoint), self.checkpoint, batches.total)
         saved, now, default = meta["config"], _resumable(self.config), _resumable(TrainConfig())
         differ = [f"--{k.replace('_', '-')} {saved.get(k, default[k])} (now {now[k]})" for k in RESUMABLE
                   if saved.get(k, default[k]) != now[k]]
@@ -184,6 +194,15 @@ class _Run:
             raise CheckpointError(f"{self.checkpoint} was trained with other settings: {', '.join(differ)}; "
                                   "resume with the same ones")
         return meta
+
+    def diverged(self, what: str, where: str) -> NumericsError:
+        """The error that stops a run whose loss or weights stopped being finite."""
+        if self.saved_at is None:
+            kept = "no checkpoint was written by this run"
+        else:
+            kept = f"{self.checkpoint} keeps the last good state ({_position(*self.saved_at)})"
+        return NumericsError(f"training diverged {where}: {what}; {kept}. Try a smaller learning rate "
+                             f"(now --lr {self.config.lr:g} with {self.config.optimizer})")
 
     # steps -------------------------------------------------------------------------
     def train_epoch(self, progress: bool, interrupted: Callable[[], bool],
@@ -201,6 +220,9 @@ class _Run:
             for batch in stream:  # the next batch is made (decoded, augmented) while this one trains
                 loss, logits, _ = self.sess.run(fetches, self._feed(batch, lr))
                 loss, correct, seen, stop = self._step_totals(batch, float(loss), logits, interrupted())
+                if not math.isfinite(loss):  # the global loss: every rank stops at the same step
+                    raise self.diverged(f"the loss is {loss}", f"at epoch {self.epoch + 1}, batch {self.batch + 1} "
+                                                               f"of {batches.total}")
                 self.step_losses.append(loss)
                 p["loss_sum"] += loss * seen
                 p["correct"] += correct
@@ -270,6 +292,13 @@ class _Run:
         return {"checkpoint": self.checkpoint, "model": os.path.join(self.config.out, MODEL),
                 "metrics": os.path.join(self.config.out, METRICS),
                 "loss_curves": self.plot}
+
+
+def _position(epoch: int, batch: int) -> str:
+    """Where a run stands after `epoch` whole epochs and `batch` batches of the next, in words."""
+    if batch == 0:
+        return f"after epoch {epoch}" if epoch else "before the first step"
+    return f"epoch {epoch + 1}, after batch {batch}"
 
 
 def _fresh_partial() -> Dict[str, Any]:
@@ -448,11 +477,9 @@ def plot_metrics(metrics: dict, path: str) -> Optional[str]:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".metrics.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()

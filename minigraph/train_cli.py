@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import sys
 
-from . import distributed
+from . import distributed, train_metadata
 from .train import AUGMENTATIONS, CHECKPOINT, RESUMABLE, TrainConfig, distributed_backend, fit
 from .train_setup import MODELS
 
@@ -28,7 +30,8 @@ def add_command(subparsers) -> None:
                    help=f"initial learning rate, halved every 4 epochs (default {d.lr})")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
                    help=f"adam, or sgd with Nesterov momentum 0.9 (default {d.optimizer})")
-    p.add_argument("--seed", type=int, default=None, help=f"seed of weights, batches, augmentation, dropout (default {d.seed})")
+    p.add_argument("--seed", type=_non_negative, default=None,
+                   help=f"seed of weights, batches, augmentation, dropout (default {d.seed})")
     p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
@@ -60,10 +63,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -74,12 +84,12 @@ def _saved_settings(args) -> dict:
     from .errors import CheckpointError
     path = os.path.join(args.out, CHECKPOINT)
     if not args.distributed:
-        return read_metadata(path).get("config", {})
+        return train_metadata.check_config(read_metadata(path), path)
     comm = distributed.init(distributed_backend(args.backend))
     saved, error = None, None
     if comm.rank == 0:
         try:
-            saved = read_metadata(path).get("config", {})
+            saved = train_metadata.check_config(read_metadata(path), path)
         except CheckpointError as exc:
             error = str(exc)
     saved, error = comm.broadcast_object([saved, error], 0, "broadcast of the checkpoint's settings")
@@ -107,6 +117,9 @@ def run_command(args) -> int:
         metrics = fit(config, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # e.g. a full disk while writing metrics.json or loss.png
+        print(f"minigraph: error: {exc}", file=sys.stderr)
+        return 1
     if args.distributed and distributed.init(distributed_backend(args.backend)).rank != 0:
         return 0  # rank 0 reports
     print(f"final test accuracy: {metrics['test_accuracy']:.4f}")

@@ -147,9 +147,12 @@ def _concat_channels_last(rt, op, *xs):
     return conv_kernels.concat_channels(rt, xs)
 
 
-def _axis(x, axis: int) -> int:
+def _axis(x, axis: int, what: str) -> int:
     ndim = x.ndim if isinstance(x, Node) else len(getattr(x, "shape", ()))
-    return normalize_axes(axis, ndim, getattr(x, "shape", None))[0]
+    try:
+        return normalize_axes(axis, ndim, getattr(x, "shape", None))[0]
+    except ShapeError as exc:
+        raise ShapeError(f"{what}: {exc}") from None
 
 
 def concat(xs: Sequence, axis: int = 1, name: Optional[str] = None) -> Node:
@@ -160,14 +163,14 @@ def concat(xs: Sequence, axis: int = 1, name: Optional[str] = None) -> Node:
     xs = list(xs)
     if not xs:
         raise ValueError("concat: needs at least one input")
-    return apply(Concat(_axis(xs[0], axis)), xs, name)
+    return apply(Concat(_axis(xs[0], axis, "concat")), xs, name)
 
 
 def slice_axis(x, start: int, stop: int, axis: int = 1, name: Optional[str] = None) -> Node:
     """x[..., start:stop, ...] along `axis` (default: channels); 0 <= start <= stop <= size."""
-    return apply(Slice(_axis(x, axis), int(start), int(stop)), [x], name)
+    return apply(Slice(_axis(x, axis, "slice_axis"), int(start), int(stop)), [x], name)
 
 
 def pad_axis(x, before: int, after: int, axis: int = 1, name: Optional[str] = None) -> Node:
     """x with `before` and `after` zeros added along `axis` (the gradient of `slice_axis`)."""
-    return apply(PadAxis(_axis(x, axis), int(before), int(after)), [x], name)
+    return apply(PadAxis(_axis(x, axis, "pad_axis"), int(before), int(after)), [x], name)

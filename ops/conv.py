@@ -36,6 +36,9 @@ from .reductions import sum as reduce_sum
 
 
 def _check_channels(x: Spec, w: Spec, what: str = "input") -> None:
+    if 0 in (x.shape[1], w.shape[0], w.shape[1]):
+        raise ShapeError(f"{what} {fmt(x.shape)} and filter {fmt(w.shape)} need at least one channel "
+                         "and one filter")
     if not dims_compatible(x.shape[1], w.shape[1]):
         raise ShapeError(f"{what} {fmt(x.shape)} has {x.shape[1]} channels but the filter "
                          f"{fmt(w.shape)} expects {w.shape[1]}")
@@ -94,6 +97,8 @@ class Conv2D(_Geometry, Op):
         _check_channels(x, w)
         if bias:
             _check_bias(bias[0], w)
+        if None in w.shape[2:]:
+            raise ShapeError(f"the filter needs a static kernel size, got {fmt(w.shape)}")
         oh, ow = kernels.check_fits(x.shape[2:], w.shape[2:], self.stride, self.dilation, self.padding)
         return Spec((x.shape[0], w.shape[0], oh, ow), x.dtype)
 
@@ -152,6 +157,8 @@ class Conv2DBackpropInput(_Geometry, Op):
         check_rank(g, 4, "output gradient")
         check_rank(w, 4, "filter")
         check_float(g, w)
+        if 0 in w.shape[:2]:
+            raise ShapeError(f"the filter {fmt(w.shape)} needs at least one channel and one filter")
         if not dims_compatible(g.shape[1], w.shape[0]):
             raise ShapeError(f"output gradient {fmt(g.shape)} has {g.shape[1]} channels, "
                              f"the filter {fmt(w.shape)} has {w.shape[0]} filters")
@@ -189,6 +196,9 @@ class Conv2DBackpropFilter(_Geometry, Op):
         check_rank(x, 4, "input")
         check_rank(g, 4, "output gradient")
         check_float(x, g)
+        if 0 in (x.shape[1], g.shape[1]):
+            raise ShapeError(f"input {fmt(x.shape)} and output gradient {fmt(g.shape)} need at least one "
+                             "channel each")
         if not dims_compatible(x.shape[0], g.shape[0]):
             raise ShapeError(f"batch sizes differ: input {fmt(x.shape)}, output gradient {fmt(g.shape)}")
         self.check_gradient(x.shape[2:], self.filter_hw, g)

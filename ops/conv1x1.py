@@ -46,6 +46,11 @@ class Conv1x1(Op):
         check_rank(x, 4, "input")
         _check_weights(w)
         check_float(x, w, *bias)
+        if 0 in (x.shape[1], w.shape[0], w.shape[1]):
+            raise ShapeError(f"input {fmt(x.shape)} and weights {fmt(w.shape)} need at least one channel "
+                             "and one filter")
+        if 0 in x.shape[2:]:  # as conv2d: a 1x1 kernel does not fit an empty image
+            raise ShapeError(f"input {fmt(x.shape)} has no pixels (H and W must be >= 1)")
         if not dims_compatible(x.shape[1], w.shape[1]):
             raise ShapeError(f"input {fmt(x.shape)} has {x.shape[1]} channels but the weights "
                              f"{fmt(w.shape)} expect {w.shape[1]}")

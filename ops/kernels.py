@@ -25,20 +25,26 @@ Pads = Tuple[Pair, Pair]
 # geometry (pure Python, build time)
 
 
+MAX_GEOMETRY = 2 ** 31 - 1  # the largest stride, dilation, size or padding (a 32-bit int, as in TensorFlow)
+
+
 def as_pair(value, what: str, minimum: int = 1) -> Pair:
-    """An int or a pair of ints -> (a, b), each >= `minimum`; ValueError naming `what` otherwise."""
+    """An int or a pair of ints -> (a, b), each in [`minimum`, 2**31 - 1]; ShapeError (a
+    ValueError) naming `what` otherwise."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
     else:
         try:
             a, b = value
         except (TypeError, ValueError):
-            raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}") from None
+            raise ShapeError(f"{what} must be an int or a pair of ints, got {value!r}") from None
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (a, b)):
-            raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
+            raise ShapeError(f"{what} must be an int or a pair of ints, got {value!r}")
         pair = (int(a), int(b))
     if min(pair) < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {value!r}")
+        raise ShapeError(f"{what} must be >= {minimum}, got {value!r}")
+    if max(pair) > MAX_GEOMETRY:  # NumPy's slicing overflows on such ints
+        raise ShapeError(f"{what} must be at most 2**31 - 1, got {value!r}")
     return pair
 
 
@@ -61,13 +67,14 @@ def resolve_padding(padding, in_hw: Sequence[Optional[int]], k_hw: Pair, stride:
 
     `padding` is an int, a pair (ph, pw), explicit ((top, bottom), (left, right)), "SAME"
     (TensorFlow's rule, needs the static input size `in_hw`) or "VALID" (no padding).
+    Anything else is a ShapeError (a ValueError) naming `what`.
     """
     if isinstance(padding, str):
         mode = padding.upper()
         if mode == "VALID":
             return ((0, 0), (0, 0))
         if mode != "SAME":
-            raise ValueError(f"{what} must be an int, a pair, ((top, bottom), (left, right)), "
+            raise ShapeError(f"{what} must be an int, a pair, ((top, bottom), (left, right)), "
                              f"'SAME' or 'VALID', got {padding!r}")
         if any(d is None for d in in_hw):
             raise ShapeError(f"{what}='SAME' needs static spatial dimensions, got {tuple(in_hw)}")
@@ -79,7 +86,7 @@ def resolve_padding(padding, in_hw: Sequence[Optional[int]], k_hw: Pair, stride:
     try:
         first, second = padding
     except (TypeError, ValueError):
-        raise ValueError(f"{what} must be an int, a pair, ((top, bottom), (left, right)), "
+        raise ShapeError(f"{what} must be an int, a pair, ((top, bottom), (left, right)), "
                          f"'SAME' or 'VALID', got {padding!r}") from None
     if isinstance(first, (int, np.integer)):
         p = as_pair((first, second), what, minimum=0)
@@ -98,7 +105,15 @@ def out_size(size: Optional[int], k: int, stride: int, dilation: int, pad: Pair)
 
 
 def check_fits(in_hw, k_hw: Pair, stride: Pair, dilation: Pair, pads: Pads, what: str = "kernel"):
-    """The output (OH, OW) of a window sweep, or a ShapeError if the kernel outgrows the padded input."""
+    """The output (OH, OW) of a window sweep, or a ShapeError if the kernel has an empty axis,
+    if a padding side reaches the kernel's extent (windows of padding only: a padding of 10**5
+    would build, then exhaust memory) or if the kernel outgrows the padded input."""
+    for axis, k, d, p in zip("HW", k_hw, dilation, pads):
+        if k < 1:
+            raise ShapeError(f"{what} {k_hw} is empty along {axis}")
+        if max(p) >= effective_size(k, d):
+            raise ShapeError(f"padding {p} along {axis} must be smaller than the {what}'s extent "
+                             f"{effective_size(k, d)} (size {k}, dilation {d}): a window would hold padding only")
     out = []
     for axis, n, k, s, d, p in zip("HW", in_hw, k_hw, stride, dilation, pads):
         o = out_size(n, k, s, d, p)

@@ -6,6 +6,8 @@ import math
 import zlib
 from typing import ClassVar, Optional
 
+import numpy as np
+
 from minigraph.dispatch import register_kernel
 from minigraph.errors import FeedError, ShapeError
 from minigraph.op import Op, apply, check_float, check_rank, constant_value
@@ -29,7 +31,9 @@ class AlongAxis(Op):
 
     def infer(self, x: Spec) -> Spec:
         check_float(x)
-        normalize_axes(self.axis, len(x.shape), x.shape)
+        (axis,) = normalize_axes(self.axis, len(x.shape), x.shape)
+        if x.shape[axis] == 0:
+            raise ShapeError(f"axis {self.axis} of {fmt(x.shape)} is empty: nothing to normalise over")
         return x
 
 
@@ -111,6 +115,10 @@ class OneHot(Op):
         return Spec((labels.shape[0], self.depth), self.dtype)
 
     def forward(self, xp, labels):
+        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= self.depth):
+            # a negative label would silently set the last column
+            raise FeedError(f"labels must lie in [0, {self.depth}), got values from {int(labels.min())} "
+                            f"to {int(labels.max())}")
         out = xp.zeros((labels.shape[0], self.depth), dtype=self.dtype)
         out[xp.arange(labels.shape[0]), labels] = 1
         return out
@@ -138,7 +146,9 @@ def softmax_cross_entropy(logits, labels, name: Optional[str] = None):
 
 
 def one_hot(labels, depth: int, dtype="float32", name: Optional[str] = None):
-    """(n,) int labels -> (n, depth) one-hot rows."""
+    """(n,) int labels in [0, depth) -> (n, depth) one-hot rows; depth >= 1."""
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ShapeError(f"one_hot: depth must be an int >= 1, got {depth!r}")
     return apply(OneHot(int(depth), str(dtype)), [labels], name)
 
 
@@ -339,9 +349,9 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
     import numbers
 
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
-    if k <= 0:
-        raise ValueError(f"local_response_norm: k must be > 0, got {k!r}")
+        raise ShapeError(f"local_response_norm: size must be a positive int, got {size!r}")
+    if not k > 0:
+        raise ShapeError(f"local_response_norm: k must be > 0, got {k!r}")
     return apply(LocalResponseNorm(int(size), float(alpha), float(beta), float(k)), [x], name)
 
 

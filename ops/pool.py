@@ -226,6 +226,8 @@ class GlobalAvgPool(Op):
     def infer(self, x: Spec) -> Spec:
         check_rank(x, 4, "input")
         check_float(x)
+        if 0 in x.shape[2:]:
+            raise ShapeError(f"input {fmt(x.shape)} has no pixels to average (H and W must be >= 1)")
         return Spec(tuple(x.shape[:2]), x.dtype)
 
     def forward(self, xp, x):

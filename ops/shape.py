@@ -59,7 +59,7 @@ class Flatten(Op):
         return Spec((x.shape[0], num_elements(x.shape[1:])), x.dtype)
 
     def forward(self, xp, x):
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))  # -1 fails on empty x
 
     def gradient(self, node, g):
         return [reshape_like(g, node.inputs[0])]

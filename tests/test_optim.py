@@ -177,6 +177,32 @@ def test_learning_rate_is_a_scalar_fed_per_step():
     assert len(g) == nodes
 
 
+@pytest.mark.parametrize("make_opt", [mg.optim.SGD, lambda lr: mg.optim.SGD(lr, momentum=0.9), mg.optim.Adam])
+@pytest.mark.parametrize("bad", [-1.0, -1e-30, float("nan"), float("inf"), -float("inf")])
+def test_learning_rate_fed_at_run_time_must_be_finite_and_non_negative(make_opt, bad):
+    """SGD(-1.0) is refused when built; the same value fed at run time must be too, before
+    any variable or optimizer slot changes."""
+    lr = None
+
+    def make():
+        nonlocal lr
+        lr = mg.optim.learning_rate(0.1, name="lr")
+        return make_opt(lr)
+    g, w, loss, train = quadratic(make)
+    sess = mg.Session(g)
+    sess.run(train)
+    w1, state = sess.get_value(w), {k: np.array(v) for k, v in sess.state.items()}
+    with pytest.raises(mg.FeedError, match=r"apply_\w+ '.*update_quad.w': the learning rate 'lr' "
+                                           r"must be a finite number >= 0, got (-|nan|inf)"):
+        sess.run(train, {lr: bad})
+    np.testing.assert_array_equal(sess.get_value(w), w1)
+    assert sess.state.keys() == state.keys()
+    for key, value in state.items():
+        np.testing.assert_array_equal(sess.state[key], value)
+    sess.run(train, {lr: 0.0})  # zero is allowed: the variable stays where it is
+    np.testing.assert_array_equal(sess.get_value(w), w1)
+
+
 def test_learning_rate_can_be_a_variable_assigned_between_steps():
     with mg.Graph() as g:
         w = mg.variable(np.array([1.0]), name="w")

@@ -4,6 +4,7 @@ Runs are tiny (`--train-limit`: a few batches per epoch) so the file takes secon
 """
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -108,11 +109,15 @@ def test_demo_writes_and_lists_every_file(tmp_path, capsys):
     assert any(p.endswith("googlenet.svg") or p.endswith("googlenet.gv") for p in listed)
 
 
-@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--batch-size", "-3"), ("--lr", "0")])
-def test_bad_settings_are_usage_errors(flag, value, capsys):
+@pytest.mark.parametrize("flag,value,message", [
+    ("--epochs", "0", "must be a positive integer"), ("--batch-size", "-3", "must be a positive integer"),
+    ("--lr", "0", "must be a positive finite number"), ("--lr", "inf", "must be a positive finite number"),
+    ("--lr", "nan", "must be a positive finite number"),
+    ("--seed", "-1", "must be a non-negative integer")])  # main: a ValueError traceback from NumPy
+def test_bad_settings_are_usage_errors(flag, value, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", flag, value])
-    assert exit_info.value.code == 2 and "must be a positive" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_train_on_cupy_backend_or_explain_why_not(tmp_path, capsys):
@@ -196,3 +201,120 @@ def test_googlenet_needs_its_input_size(tmp_path, capsys):
     rc = cli.main(["train", "--out", str(tmp_path / "g"), "--data", str(tmp_path / "images"), "--model", "googlenet"])
     assert rc == 2 and "googlenet needs 3 x 224 x 224 images (--image-size 224 --channels 3), got 3 x 32 x 32" \
         in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------
+# divergence, damaged checkpoints, file modes, a full disk
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way to NaN
+def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    """SGD at lr 1 on this tiny run: epoch 1 is finite, epoch 2 reaches a NaN loss (main printed
+    `loss nan`, exited 0 and saved NaN weights)."""
+    import minigraph as mg
+    from minigraph.train import build_digits_model
+    out = tmp_path / "run"
+    rc = cli.main(["train", "--out", str(out), *TINY, "--epochs", "3", "--lr", "1", "--optimizer", "sgd"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("minigraph: error: training diverged at epoch 2, batch ")
+    assert "the loss is nan" in err and f"{out / 'checkpoint.npz'} keeps the last good state (after epoch 1)" in err
+    assert "--lr 1 with sgd" in err
+    meta = mg.checkpoint.read_metadata(out / "checkpoint.npz")
+    assert meta["epoch"] == 1 and meta["batch"] == 0 and all(np.isfinite(meta["step_losses"]))
+    model = build_digits_model(0)
+    with model.loss.graph:
+        mg.optim.SGD(mg.optim.learning_rate(1.0), momentum=0.9, nesterov=True).minimize(model.loss)
+    sess = mg.Session(model.loss.graph)
+    mg.restore(sess, out / "checkpoint.npz")
+    assert all(np.isfinite(sess.get_value(v)).all() for v in sess.variables)
+    metrics = json.loads((out / "metrics.json").read_text())  # strict JSON: no NaN
+    assert len(metrics["epochs"]) == 1
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_before_any_save_says_nothing_was_written(tmp_path):
+    from minigraph import NumericsError
+    config = TrainConfig(epochs=1, batch_size=32, lr=1.0, optimizer="sgd", out=str(tmp_path / "run"))
+    with pytest.raises(NumericsError, match=r"at epoch 1, batch \d+ of 43: the loss is nan; no checkpoint "
+                                            r"was written by this run"):
+        fit(config, progress=False, log=lambda s: None)
+    assert os.listdir(tmp_path / "run") == []
+
+
+def rewrite_metadata(path, edit):
+    """The checkpoint at `path` with its metadata replaced by edit(metadata) (any JSON value)."""
+    import io
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        contents = {info.filename: z.read(info) for info in z.infolist()}
+    meta = json.loads(str(np.load(io.BytesIO(contents["meta/user.npy"]))))
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.array(json.dumps(edit(meta))))
+    contents["meta/user.npy"] = buf.getvalue()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in contents.items():
+            z.writestr(name, data)
+
+
+def _set(meta, key, value, inner=None):
+    (meta[inner] if inner else meta)[key] = value
+    return meta
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: None, "the metadata must be a JSON object, got null"),           # main: AttributeError
+    (lambda m: [m], "the metadata must be a JSON object, got a list"),          # main: AttributeError
+    (lambda m: {k: v for k, v in m.items() if k != "config"}, "has no 'config'"),  # main: KeyError
+    (lambda m: _set(m, "epoch", "1"), r"metadata\['epoch'\] must be an integer >= 0, got '1'"),  # main: TypeError
+    (lambda m: _set(m, "batch_size", "32", "config"),
+     r"metadata 'config'\['batch_size'\] must be an integer >= 1, got '32'"),
+    (lambda m: _set(m, "config", None), "'config' must be a JSON object, got null"),
+    (lambda m: _set(m, "epoch", 5), "'epoch' is 5 but the history holds 1 epochs"),
+    (lambda m: _set(m, "batch", 99), "'batch' is 99, but an epoch has 3 batches"),
+    (lambda m: _set(m, "partial", {"seen": 3}), "'partial' has no 'loss_sum'"),
+    (lambda m: _set(m, "step_losses", [1.0, "x"]), r"'step_losses'\[1\] must be a finite number"),
+])
+def test_resume_from_damaged_metadata_is_a_clear_error(tmp_path, capsys, edit, message):
+    rc, out, _ = train(tmp_path, "run", "--epochs", "1")
+    assert rc == 0
+    rewrite_metadata(out / "checkpoint.npz", edit)
+    capsys.readouterr()
+    rc = cli.main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("minigraph: error: ") and re.search(message, err), err
+
+
+def test_output_files_get_the_users_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        rc, out, _ = train(tmp_path, "run", "--epochs", "1")
+    finally:
+        os.umask(old)
+    assert rc == 0
+    for name in ("checkpoint.npz", "metrics.json", "loss.png"):
+        assert os.stat(out / name).st_mode & 0o777 == 0o640, name  # main: 0o600 for the first two
+
+
+FULL_DISK_RESUME = """
+import resource, signal, sys
+from minigraph import cli
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # no file may grow past 8 KB: a full disk
+sys.exit(cli.main(["train", "--out", {out!r}, "--resume", "--epochs", "2", "--no-progress"]))
+"""
+
+
+def test_full_disk_during_training_is_one_line_and_the_checkpoint_stays(tmp_path):
+    import subprocess
+    import sys
+    rc, out, _ = train(tmp_path, "run", "--epochs", "1")
+    before = (out / "checkpoint.npz").read_bytes()
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_RESUME.format(out=str(out))],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # main: an OSError traceback
+    assert done.stderr.startswith(f"minigraph: error: cannot write checkpoint {out / 'checkpoint.npz'}: "
+                                  "File too large (the previous checkpoint is intact)")
+    assert (out / "checkpoint.npz").read_bytes() == before
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "loss.png", "metrics.json", "model.npz"]

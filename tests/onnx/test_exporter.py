@@ -127,9 +127,9 @@ def test_conv_and_pool_geometry(tmp_path, kit, case):
 
 def test_pads_are_written_begins_then_ends(tmp_path, kit):
     """minigraph's ((top, bottom), (left, right)) = ((1, 2), (3, 0)) is ONNX [1, 3, 2, 0];
-    TF-SAME 3x3/2 on the conv's 11x10 output pads H (1, 1) and W (0, 1): [1, 0, 1, 1], written
-    out, never as auto_pad."""
-    model, _ = export_and_compare(tmp_path, kit, lambda x: ops.max_pool(ops.conv2d(x, w_var(2, 3, 3, 3), padding=((1, 2), (3, 0))),
+    TF-SAME 3x3/2 on the conv's 11x8 output pads H (1, 1) and W (0, 1): [1, 0, 1, 1], written
+    out, never as auto_pad. (A 3x5 kernel: each padding side stays below the kernel's extent.)"""
+    model, _ = export_and_compare(tmp_path, kit, lambda x: ops.max_pool(ops.conv2d(x, w_var(2, 3, 3, 5), padding=((1, 2), (3, 0))),
                                                                         3, 2, padding="SAME"), [arr(2, 3, 10, 9)])
     conv, pool = [n for n in model.graph.node if n.op_type in ("Conv", "MaxPool")]
     attrs = {a.name: list(a.ints) for a in conv.attribute}

@@ -98,7 +98,7 @@ CONFIGS = [
     ((2, 3, 7, 8), (2, 3, 2, 5), (2, 1), 0, 1, True),       # rectangular kernel
     ((1, 2, 11, 10), (2, 2, 4, 3), (3, 2), (2, 1), (1, 2), False),
     ((2, 3, 5, 6), (4, 3, 1, 1), 2, 0, 1, True),            # 1x1 with stride: still conv2d
-    ((1, 3, 5, 6), (4, 3, 1, 1), 1, 1, 1, False),           # 1x1 with padding: still conv2d
+    ((1, 3, 5, 6), (4, 3, 1, 1), (1, 2), 0, 1, False),      # 1x1 strided along W only: still conv2d
     ((1, 1, 5, 5), (1, 1, 5, 5), 1, 0, 1, False),           # kernel = input
 ]
 
@@ -172,7 +172,14 @@ def test_same_is_tensorflow_asymmetric_rule():
 def test_shape_rule_matches_output(n, c, f, h, w, kh, kw, sh, sw, dh, dw, padding):
     x_shape, w_shape, stride, dilation = (n, c, h, w), (f, c, kh, kw), (sh, sw), (dh, dw)
     pads = explicit_pads(padding, x_shape, w_shape, stride, dilation)
-    if any(x_shape[2 + a] + sum(pads[a]) < (w_shape[2 + a] - 1) * dilation[a] + 1 for a in range(2)):
+    extent = [(w_shape[2 + a] - 1) * dilation[a] + 1 for a in range(2)]
+    if any(max(pads[a]) >= extent[a] for a in range(2)):  # some window would see padding only
+        with pytest.raises(mg.ShapeError, match="must be smaller than the kernel's extent"):
+            with mg.Graph():
+                ops.conv2d(mg.placeholder(x_shape), mg.placeholder(w_shape), stride=stride,
+                           padding=padding, dilation=dilation)
+        return
+    if any(x_shape[2 + a] + sum(pads[a]) < extent[a] for a in range(2)):
         with pytest.raises(mg.ShapeError, match="larger than the padded input"):
             with mg.Graph():
                 ops.conv2d(mg.placeholder(x_shape), mg.placeholder(w_shape), stride=stride,
@@ -189,9 +196,9 @@ def test_shape_rule_with_unknown_batch_and_distinct_dims():
     with mg.Graph():
         x = mg.placeholder((None, 3, 11, 7))
         y = ops.conv2d(x, mg.placeholder((5, 3, 3, 2)), stride=(2, 3), padding="SAME")
-        z = ops.conv2d(x, mg.placeholder((5, 3, 3, 2)), padding=((1, 0), (2, 1)), dilation=(2, 1))
+        z = ops.conv2d(x, mg.placeholder((5, 3, 3, 2)), padding=((1, 0), (0, 1)), dilation=(2, 1))
     assert y.shape == (None, 5, 6, 3)
-    assert z.shape == (None, 5, 11 + 1 - 5 + 1, 7 + 3 - 2 + 1)
+    assert z.shape == (None, 5, 11 + 1 - 5 + 1, 7 + 1 - 2 + 1)
 
 
 # ---------------------------------------------------------------------------------
@@ -254,7 +261,8 @@ def test_unit_kernel_builds_conv1x1_only_without_stride_padding_dilation():
         assert ops.conv2d(x, w).kind == "conv1x1"
         assert ops.conv2d(x, w, padding="SAME").kind == "conv1x1"
         assert ops.conv2d(x, w, stride=2).kind == "conv2d"
-        assert ops.conv2d(x, w, padding=1).kind == "conv2d"
+        with pytest.raises(mg.ShapeError, match="a window would hold padding only"):
+            ops.conv2d(x, w, padding=1)  # a 1x1 kernel padded by 1: border outputs see no input
         assert ops.conv2d(x, w, dilation=2).kind == "conv2d"
 
 
@@ -288,11 +296,47 @@ def test_cost_counts_filter_and_bias_and_per_example_macs():
     ((3, 8, 8), (4, 3, 3, 3), {}, r"conv2d 'c'.*input must have rank 4, got shape \(3, 8, 8\)"),
     ((None, 3, 8, 8), (4, 3, 3), {}, r"filter must have rank 4"),
     ((None, 3, None, 8), (4, 3, 3, 3), {"padding": "SAME"}, r"SAME.*static spatial"),
+    # main: TypeError in kernels.py, zeros larger than the input, reshape errors, MemoryError
+    ((None, 3, 8, 8), (4, 3, None, None), {}, r"conv2d 'c': the filter needs a static kernel size, "
+                                              r"got \(4, 3, None, None\)"),
+    ((None, 3, 8, 8), (4, 3, 0, 3), {}, r"conv2d 'c': kernel \(0, 3\) is empty along H"),
+    ((None, 0, 8, 8), (4, 0, 3, 3), {}, r"conv2d 'c': input \(None, 0, 8, 8\) and filter \(4, 0, 3, 3\) "
+                                        r"need at least one channel and one filter"),
+    ((None, 3, 8, 8), (0, 3, 3, 3), {}, r"conv2d 'c': .*filter \(0, 3, 3, 3\) need at least one channel"),
+    ((None, 3, 8, 8), (4, 3, 3, 3), {"padding": 10 ** 5},
+     r"conv2d 'c': padding \(100000, 100000\) along H must be smaller than the kernel's extent 3"),
+    ((None, 3, 8, 8), (4, 3, 3, 2), {"padding": ((0, 0), (2, 0))}, r"along W must be smaller than.*extent 2"),
 ])
 def test_build_time_errors_name_node_and_shapes(x_shape, w_shape, kwargs, message):
     with mg.Graph():
         with pytest.raises(mg.ShapeError, match=message):
             ops.conv2d(mg.placeholder(x_shape), mg.placeholder(w_shape), name="c", **kwargs)
+
+
+@pytest.mark.parametrize("x_shape, fed, kwargs, message", [
+    # a None spatial size fed too small (once "negative dimensions are not allowed" / an empty result)
+    ((None, 3, None, None), (2, 3, 2, 5), {}, r"larger than the padded input \(2 \+ 0 \+ 0 along H\)"),
+    ((None, 3, None, None), (2, 3, 4, 2), {"stride": 2, "padding": 1, "dilation": 2},
+     r"\(2 \+ 1 \+ 1 along W\)"),
+    ((None, 3, None, 7), (1, 3, 3, 7), {"dilation": 2}, r"extent 5 along H with dilation 2"),
+    # a None channel count fed unlike the filter's (once a NumPy matmul error)
+    ((None, None, 6, 6), (1, 2, 6, 6), {}, r"input \(1, 2, 6, 6\) has 2 channels but the filter "
+                                            r"\(4, 3, 3, 3\) expects 3"),
+])
+def test_fed_shapes_that_do_not_fit_are_feed_errors(x_shape, fed, kwargs, message):
+    with mg.Graph() as g:
+        x = mg.placeholder(x_shape, name="x")
+        y = ops.conv2d(x, mg.variable(np.ones((4, 3, 3, 3), "float32"), name="w"), name="c", **kwargs)
+    with pytest.raises(mg.FeedError, match=r"conv2d 'c': .*" + message + r".* \(fed values: 'x' "):
+        mg.Session(g).run(y, {x: np.ones(fed, "float32")})
+
+
+def test_a_none_spatial_size_fed_large_enough_matches_the_loop():
+    x, w, b = data(((2, 3, 9, 7), (4, 3, 3, 2), 2, 1, 1, True), "float32")
+    node, out = run(lambda *a: ops.conv2d(*a, stride=2, padding=1), x, w, b,
+                    shapes=[(None, 3, None, None), w.shape, b.shape])
+    assert node.shape == (None, 4, None, None)
+    np.testing.assert_allclose(out, loop_conv(x, w, b, (2, 2), ((1, 1), (1, 1)), (1, 1)), rtol=1e-4, atol=1e-4)
 
 
 def test_dtype_bias_and_argument_errors():

@@ -86,6 +86,9 @@ def test_cost():
     ((None, 3, 5, 5), (4, 2), r"conv1x1 'c'.*3 channels.*expect 2"),
     ((None, 3, 5, 5), (4, 3, 3, 3), r"must be \(F, C\) or \(F, C, 1, 1\), got \(4, 3, 3, 3\)"),
     ((3, 5, 5), (4, 3), r"input must have rank 4"),
+    # main: a reshape error at run time
+    ((None, 0, 5, 5), (4, 0), r"conv1x1 'c': input \(None, 0, 5, 5\) and weights \(4, 0\) need at least one channel"),
+    ((None, 3, 5, 5), (0, 3, 1, 1), r"weights \(0, 3, 1, 1\) need at least one channel and one filter"),
 ])
 def test_errors(x_shape, w_shape, message):
     with mg.Graph():
@@ -93,3 +96,15 @@ def test_errors(x_shape, w_shape, message):
             ops.conv1x1(mg.placeholder(x_shape), mg.placeholder(w_shape), name="c")
         with pytest.raises(mg.ShapeError, match="dtype mismatch"):
             ops.conv1x1(mg.placeholder((1, 2, 3, 3)), mg.placeholder((4, 2), dtype="float64"))
+
+
+def test_a_none_channel_count_fed_unlike_the_weights_is_a_feed_error():
+    with mg.Graph() as g:
+        x = mg.placeholder((None, None, 4, 4), name="x")
+        y = ops.conv1x1(x, mg.variable(np.ones((5, 3), "float32")), name="c")
+    sess = mg.Session(g)
+    with pytest.raises(mg.FeedError, match=r"conv1x1 'c': input \(2, 4, 4, 4\) has 4 channels but the weights "
+                                           r"\(5, 3\) expect 3 \(fed values: 'x' \(2, 4, 4, 4\)\)"):
+        sess.run(y, {x: np.ones((2, 4, 4, 4), "float32")})
+    out = sess.run(y, {x: np.ones((2, 3, 4, 4), "float32")})  # a fitting feed: a channel sum
+    np.testing.assert_array_equal(out, np.full((2, 5, 4, 4), 3.0, "float32"))

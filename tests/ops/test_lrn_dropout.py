@@ -51,8 +51,9 @@ def test_lrn_errors():
     with mg.Graph():
         with pytest.raises(mg.ShapeError, match="input must have rank 4"):
             ops.local_response_norm(mg.placeholder((3, 4)))
-        with pytest.raises(ValueError, match="size must be a positive int"):
-            ops.local_response_norm(mg.placeholder((1, 3, 4, 4)), size=0)
+        for size in (0, True, 2.0):  # main: a ValueError, not a minigraph error
+            with pytest.raises(mg.ShapeError, match="local_response_norm: size must be a positive int"):
+                ops.local_response_norm(mg.placeholder((1, 3, 4, 4)), size=size)
 
 
 # ---------------------------------------------------------------------------------

@@ -77,3 +77,19 @@ def test_cross_entropy_errors():
         loss = ops.softmax_cross_entropy(logits, labels)
     with pytest.raises(mg.FeedError, match=r"labels must lie in \[0, 3\), got values from 0 to 3"):
         mg.Session(g).run(loss, {logits: np.zeros((2, 3)), labels: np.array([0, 3])})
+
+
+def test_one_hot_errors():
+    """main: depth -1 was NumPy's "negative dimensions", depth 0 an IndexError, label 5 an
+    IndexError, and label -1 silently set the last column."""
+    with mg.Graph() as g:
+        labels = mg.placeholder((None,), dtype="int64", name="labels")
+        for depth in (0, -1, 2.5, True):
+            with pytest.raises(mg.ShapeError, match=f"one_hot: depth must be an int >= 1, got {depth}"):
+                ops.one_hot(labels, depth)
+        y = ops.one_hot(labels, 3, name="oh")
+    sess = mg.Session(g)
+    for bad in ([0, -1], [5, 1]):
+        with pytest.raises(mg.FeedError, match=r"one_hot 'oh': labels must lie in \[0, 3\), got values from "):
+            sess.run(y, {labels: np.array(bad)})
+    np.testing.assert_array_equal(sess.run(y, {labels: np.array([2, 0])}), np.eye(3)[[2, 0]])

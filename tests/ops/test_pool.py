@@ -268,6 +268,21 @@ def test_errors():
             ops.global_avg_pool(mg.placeholder((1, 2, 3, 3), dtype="int32"))
 
 
+@pytest.mark.parametrize("build, message", [
+    (lambda x: ops.max_pool(x, 3, name="p"), r"max_pool 'p': window \(3, 3\).*"
+                                            r"larger than the padded input \(2 \+ 0 \+ 0 along H\)"),
+    (lambda x: ops.avg_pool(x, (2, 4), stride=1, padding=1, name="p"),
+     r"avg_pool 'p': .*window \(2, 4\).*larger than the padded input \(1 \+ 1 \+ 1 along W\)"),
+])
+def test_none_spatial_size_fed_too_small_is_a_feed_error(build, message):
+    """Once an error from inside the kernel that named no node (or an empty result)."""
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 3, None, None), name="x")
+        y = build(x)
+    with pytest.raises(mg.FeedError, match=message + r".* \(fed values: 'x' \(2, 3, 2, 1\)\)"):
+        mg.Session(g).run(y, {x: np.ones((2, 3, 2, 1), "float32")})
+
+
 def loop_winner_taps(x, size, stride, pads):
     """For each window: the row-major tap i * KW + j of its first maximum among real cells."""
     n, c, h, w = x.shape

@@ -28,6 +28,13 @@ def test_flatten_keeps_batch_dimension_unknown():
                for n, c, h, w in itertools.product(range(2), range(3), range(2), range(2)))
 
 
+def test_flatten_of_an_empty_batch():
+    """main: reshape(0, -1) raised NumPy's "cannot reshape array of size 0"."""
+    node, out = run(ops.flatten, np.zeros((0, 2, 3), "float32"), shape=(None, 2, 3))
+    assert node.shape == (None, 6) and out.shape == (0, 6) and out.dtype == np.float32
+    assert run(ops.flatten, np.zeros((0,), "float32"))[1].shape == (0, 1)
+
+
 def test_transpose_against_index_loop():
     x = np.random.default_rng(1).standard_normal((2, 3, 4)).astype("float32")
     y, out = run(lambda p: ops.transpose(p, (2, 0, 1)), x)
