@@ -126,7 +126,8 @@ def restore(sess: Session, path) -> Dict[str, Any]:
         _check_format(archive, path)
         _check_members(archive, path)
         _check_variables(sess, archive.entries, path)
-        with_state = bool(_declared_state(sess))  # an inference graph (no optimizer) takes the weights only
+        # an inference graph (no optimizer state declared) takes the weights only
+        with_state = any(slot.optimizer for _, slot in _declared_state(sess).values())
         state = None
         if with_state:
             _check_state(sess, archive.entries, path)
@@ -206,10 +207,8 @@ def _declared_state(sess: Session) -> Dict[str, Tuple[int, Any]]:
     """{state key: (index of the op declaring it, its StateSlot)} over the graph's ops."""
     declared: Dict[str, Tuple[int, Any]] = {}
     for node in sess.graph.nodes:
-        slots = getattr(node.op, "state_slots", None)
-        if slots is not None:
-            for key, slot in slots(node).items():
-                declared[key] = (node.index, slot)
+        for key, slot in node.op.state_slots(node).items():
+            declared[key] = (node.index, slot)
     return declared
 
 
@@ -220,7 +219,7 @@ def _check_state(sess: Session, entries: Dict[str, Entry], path: str) -> None:
     for key in sorted(saved):
         entry = saved[key]
         if key not in declared:
-            problems.append(f"state {key!r} {entry.shape} {entry.dtype}: no optimizer of the graph keeps it")
+            problems.append(f"state {key!r} {entry.shape} {entry.dtype}: no op of the graph keeps it")
             continue
         slot = declared[key][1]
         if slot.count:
@@ -231,8 +230,9 @@ def _check_state(sess: Session, entries: Dict[str, Entry], path: str) -> None:
             problems.append(f"state {key!r}: the optimizer keeps {tuple(slot.shape)} {slot.dtype}, "
                             f"checkpoint has {entry.shape} {entry.dtype}")
     groups: Dict[int, List[str]] = {}
-    for key, (owner, _) in declared.items():
-        groups.setdefault(owner, []).append(key)
+    for key, (owner, slot) in declared.items():
+        if not slot.shared:
+            groups.setdefault(owner, []).append(key)
     for keys in groups.values():
         present = [k for k in keys if k in saved]
         if present and len(present) < len(keys):

@@ -46,13 +46,30 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .errors import ShapeError
 from .graph import Node, graph_of
 from .spec import Spec, as_dtype, as_shape, fmt, shapes_compatible
+
+
+class StateSlot(NamedTuple):
+    """One entry an op keeps in `session.state` (declared by `op.state_slots`): an array of
+    exactly this shape and dtype, or, with `count`, a scalar integer step count >= 0. A
+    `shared` entry is one several ops use (e.g. the session's dropout key); the others of one
+    op are saved and restored together or not at all. `optimizer`: part of an optimizer's
+    state (a graph with no such entry, an inference graph, restores weights only)."""
+
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+    count: bool = False
+    shared: bool = False
+    optimizer: bool = True
+
+
+STEP_COUNT = StateSlot((), np.dtype(np.int64), count=True)
 
 
 class Cost(NamedTuple):
@@ -127,6 +144,12 @@ class Op:
 
     def cost(self, node: Node) -> Cost:
         return Cost()
+
+    def state_slots(self, node: Node) -> Dict[str, StateSlot]:
+        """{session.state key: StateSlot} of the entries this node's `run` writes (none by
+        default): checkpoints save and check exactly these. An op that declares any must also
+        declare `side_effects`."""
+        return {}
 
     def run(self, ctx, node: Node, arrays: Sequence[Any]):
         """Evaluate the node in a session; `ctx` gives `xp`, `runtime`, `rng` and the session's

@@ -34,23 +34,11 @@ import numpy as np
 from .autodiff import gradients
 from .errors import FeedError, ShapeError
 from .graph import Graph, Node
-from .op import Op, Variable, apply, placeholder_with_default
+from .op import STEP_COUNT, StateSlot, Op, Variable, apply, placeholder_with_default
 from .spec import Spec, fmt
 
 __all__ = ["SGD", "Adam", "Optimizer", "StateSlot", "learning_rate", "step_schedule", "cosine_schedule",
            "trainable_variables"]
-
-
-class StateSlot(NamedTuple):
-    """One entry an op keeps in `session.state`: an array of exactly this shape and dtype,
-    or, with `count`, a scalar integer step count >= 0."""
-
-    shape: Tuple[int, ...]
-    dtype: np.dtype
-    count: bool = False
-
-
-STEP_COUNT = StateSlot((), np.dtype(np.int64), count=True)
 
 
 # ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 
 from minigraph.dispatch import register_kernel
 from minigraph.errors import FeedError, ShapeError
-from minigraph.op import Op, apply, check_float, check_rank, constant_value
+from minigraph.op import Op, StateSlot, apply, check_float, check_rank, constant_value
 from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, fmt
 
@@ -271,6 +271,7 @@ class DropoutMask(Op):
 
     kind: ClassVar[str] = "dropout_mask"
     __eq__, __hash__ = object.__eq__, object.__hash__
+    side_effects: ClassVar[bool] = True  # counts its draws in session.state
     pure: ClassVar[bool] = False
     deterministic: ClassVar[bool] = False
     foldable: ClassVar[bool] = False
@@ -288,6 +289,10 @@ class DropoutMask(Op):
         if len(x.shape) < 1:
             raise ShapeError("dropout needs a batch axis, got a scalar")
         return x
+
+    def state_slots(self, node):
+        return {DROPOUT_KEY: StateSlot((), np.dtype(np.int64), shared=True, optimizer=False),
+                f"{node.name}/draws": StateSlot((), np.dtype(np.int64), count=True, optimizer=False)}
 
     def run(self, ctx, node, arrays):
         x, training = arrays[:2]

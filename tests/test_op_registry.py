@@ -65,6 +65,8 @@ def test_declarations_are_consistent():
             assert not cls.pure, kind  # a random op reads the generator: never merged or folded
         if cls.fusable_activation:
             assert cls.role == "activation", kind
+        if cls.state_slots is not Op.state_slots:  # it writes session state
+            assert cls.side_effects, kind
 
 
 def _kind_tests(path: pathlib.Path, kinds):

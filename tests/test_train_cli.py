@@ -235,7 +235,7 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_divergence_before_any_save_says_nothing_was_written(tmp_path):
     from minigraph import NumericsError
-    config = TrainConfig(epochs=1, batch_size=32, lr=1.0, optimizer="sgd", out=str(tmp_path / "run"))
+    config = TrainConfig(epochs=1, batch_size=32, lr=10.0, optimizer="sgd", out=str(tmp_path / "run"))
     with pytest.raises(NumericsError, match=r"at epoch 1, batch \d+ of 43: the loss is nan; no checkpoint "
                                             r"was written by this run"):
         fit(config, progress=False, log=lambda s: None)
