@@ -274,7 +274,10 @@ class Session:
 
     def _check_value(self, node: Node, value):
         if not self.backend.is_array(value):
-            value = np.asarray(value)
+            try:
+                value = np.asarray(value)
+            except (ValueError, TypeError) as exc:  # e.g. ragged nested lists
+                raise FeedError(f"placeholder {node.name!r}: the fed value is not an array ({exc})") from None
         shape = tuple(value.shape)
         if not shapes_compatible(node.shape, shape):
             raise FeedError(f"placeholder {node.name!r} expects shape {fmt(node.shape)}, "
@@ -287,7 +290,7 @@ class Session:
 def lossless_cast(xp, node: Node, value):
     """`value` cast to the placeholder's dtype when every value survives: within the kind
     (NumPy's same_kind rule, bool to anything), integers in the target's range, floats that were
-    finite still finite. Otherwise a FeedError naming the placeholder, both dtypes and the first
+    finite (integers included) still finite. Otherwise a FeedError naming the placeholder, both dtypes and the first
     value that would not survive."""
     src, dst = np.dtype(value.dtype), node.dtype
     if not np.can_cast(src, dst, "same_kind"):
@@ -302,6 +305,9 @@ def lossless_cast(xp, node: Node, value):
     elif dst.kind == "f" and src.kind == "f":
         bad = xp.isfinite(value) & ~xp.isfinite(cast)
         what = f"finite, but not in {dst} (it would become {{}})"
+    elif dst.kind == "f" and src.kind in "iu":
+        bad = ~xp.isfinite(cast)
+        what = f"beyond {dst}'s range (it would become {{}})"
     else:
         return cast
     if bool(bad.any()):

@@ -4,8 +4,8 @@ dtypes, fed arrays and Python values of random shapes, dtypes and contents.
 A value that fits the placeholder comes back unchanged (cast to the placeholder's dtype when
 every value survives the cast); one that does not fit, or would not survive, is a FeedError
 naming the placeholder. Feeds whose batch sizes disagree and empty batches under a mean loss
-are FeedErrors too. Two gaps that remain are xfail cases (see LEAD): integers that overflow a
-float type (65520 fed to float16 becomes inf) and ragged lists (NumPy's ValueError).
+are FeedErrors too, and so are integers that overflow a float type (65520 fed to float16 would
+become inf) and ragged lists.
 """
 import numpy as np
 import pytest
@@ -20,16 +20,8 @@ from fuzzing import budget, expect_minigraph_error, record
 
 AREA = "feeds"
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the int -> float16 overflow still cast
-LEAD = "issue 10, feed rules (session._check_value / lossless_cast): not covered yet"
 PLACEHOLDER_DTYPES = ["float32", "float64", "float16", "int32", "int64", "uint8", "bool"]
 VALUE_DTYPES = PLACEHOLDER_DTYPES + ["int8", "uint64", "complex64", "<U3", "datetime64[s]"]
-
-
-def int_overflows_float(value: np.ndarray, dtype: np.dtype) -> bool:
-    """An integer value that becomes inf in a float dtype (the session does not catch it yet)."""
-    with np.errstate(all="ignore"):
-        return (value.dtype.kind in "iu" and dtype.kind == "f" and value.size > 0
-                and not bool(np.isfinite(value.astype(dtype)).all()))
 
 
 def value_survives(value: np.ndarray, dtype: np.dtype) -> bool:
@@ -70,7 +62,6 @@ def test_feed_is_the_value_or_a_feed_error(data, static, dtype, value_dtype, pyt
     target = np.dtype(dtype)
     fits = arr.ndim == len(static) and all(d is None or d == s for d, s in zip(static, arr.shape))
     castable = arr.dtype == target or np.can_cast(arr.dtype, target, "same_kind")
-    assume(not (fits and castable and int_overflows_float(arr, target)))  # the xfail case below
     survives = castable and value_survives(arr, target)
     with mg.Graph() as g:
         x = mg.placeholder(tuple(static), dtype, name="x")
@@ -124,7 +115,6 @@ def test_lossy_casts_are_feed_errors(data, dtype, value_dtype):
     value = data.draw(values(value_dtype).filter(lambda v: v.size > 0))
     target = np.dtype(dtype)
     assume(np.can_cast(value.dtype, target, "same_kind") and not value_survives(value, target))
-    assume(not int_overflows_float(value, target))  # the xfail case below
     with mg.Graph() as g:
         x = mg.placeholder((None,) * value.ndim, dtype, name="x")
     with pytest.raises(mg.FeedError, match=rf"'x' has dtype {target}; the fed {value.dtype} value"):
@@ -132,7 +122,6 @@ def test_lossy_casts_are_feed_errors(data, dtype, value_dtype):
     record(AREA, "FeedError")
 
 
-@pytest.mark.xfail(reason=LEAD + ": an integer that overflows a float dtype becomes inf", strict=True)
 def test_integers_that_overflow_a_float_dtype_are_feed_errors():
     with mg.Graph() as g:
         x = mg.placeholder((1,), "float16", name="x")
@@ -140,7 +129,6 @@ def test_integers_that_overflow_a_float_dtype_are_feed_errors():
         mg.Session(g).run(x, {x: np.array([65520])})  # float16's largest is 65504: this is inf
 
 
-@pytest.mark.xfail(reason=LEAD + ": ragged lists must be a FeedError", strict=True)
 @budget(10)
 @given(rows=st.lists(st.lists(st.floats(-1, 1), min_size=0, max_size=3), min_size=2, max_size=3)
        .filter(lambda r: len({len(x) for x in r}) > 1))
