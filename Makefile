@@ -9,8 +9,11 @@ STAMP  := $(VENV)/.installed
 demo: $(STAMP) dot
 	$(VENV)/bin/minigraph demo
 
+# The suite runs twice: as sessions run by default (graph passes on), then with the passes
+# off (MINIGRAPH_OPTIMIZE=0), so every result holds on the unoptimised graph too.
 test: $(STAMP) dot mpi
 	$(PY) -m pytest -n 2 -q
+	MINIGRAPH_OPTIMIZE=0 $(PY) -m pytest -n 2 -q -p no:cacheprovider
 
 # The fuzz suite with thousands of random cases per test (`make test` runs a few dozen,
 # always the same); the table at the end gives the cases per area and the escapes.

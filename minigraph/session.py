@@ -70,7 +70,8 @@ class Session:
 
     backend: None means the environment variable MINIGRAPH_BACKEND, else 'numpy'.
     seed: seeds the session's random generator (dropout and other random ops).
-    optimize: run the graph passes on every plan (`mg.optimize` shows their result).
+    optimize: run the graph passes on every plan (`mg.optimize` shows their result); None: on,
+    unless the environment variable MINIGRAPH_OPTIMIZE is 0.
     runtime: the threads and BLAS settings kernels use (default: the backend's shared runtime,
     e.g. `mg.CpuRuntime(threads=1)` for one thread).
     algorithms: force kernel choices by op kind, e.g. {"conv2d": "gemm"} (see `minigraph.dispatch`).
@@ -81,7 +82,7 @@ class Session:
     """
 
     def __init__(self, graph: Optional[Graph] = None, backend: Optional[str] = None, seed: int = 0,
-                 optimize: bool = True, runtime: Optional[Runtime] = None,
+                 optimize: Optional[bool] = None, runtime: Optional[Runtime] = None,
                  algorithms: Optional[Mapping[str, str]] = None, max_plans: int = 64,
                  max_plan_nodes: int = 200_000, check_numerics: Optional[bool] = None):
         self.graph = graph if graph is not None else get_default_graph()
@@ -94,6 +95,8 @@ class Session:
         self.runtime: Runtime = runtime if runtime is not None else default_runtime(self.xp)
         if self.runtime.xp is not self.xp:
             raise ValueError(f"runtime {self.runtime!r} is for another array namespace than backend {backend!r}")
+        if optimize is None:
+            optimize = os.environ.get("MINIGRAPH_OPTIMIZE", "1").strip().lower() not in ("0", "false", "no", "off")
         self.optimize = bool(optimize)
         self.algorithms: Dict[str, str] = {**dispatch.env_algorithms(), **dict(algorithms or {})}
         self.check_numerics = numerics.enabled(check_numerics)

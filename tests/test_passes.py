@@ -18,7 +18,7 @@ def kinds(graph):
 
 def both(graph, fetches, feed):
     """The results of an optimised and an unoptimised session."""
-    return mg.Session(graph).run(fetches, feed), mg.Session(graph, optimize=False).run(fetches, feed)
+    return mg.Session(graph, optimize=True).run(fetches, feed), mg.Session(graph, optimize=False).run(fetches, feed)
 
 
 def test_x_times_2_plus_x_times_2_is_one_multiply():
@@ -229,7 +229,7 @@ def test_a_training_switch_that_is_not_fed_specializes_batch_norm_and_dropout():
     assert found["dropout_mask"] == 0 and found["fill"] == 1
     train = mg.optimize(y, feed=[x, training])
     assert kinds(train.graph)["batch_norm"] == 1 and kinds(train.graph)["dropout_mask"] == 1
-    sess = mg.Session(g)
+    sess = mg.Session(g, optimize=True)
     assert not sess.plan([y], [x]).writes_state  # inference runs share the session
     assert sess.plan([y], [x, training]).writes_state
     a, b = both(g, y, {x: x0})

@@ -48,7 +48,7 @@ def pretend_cudnn():
 @pytest.mark.parametrize("dtype,rtol", [("float32", 2e-4), ("float64", 1e-10)])
 def test_the_cupy_kernels_together_equal_numpy(cpu_kernels, numpy_cudnn, fake_graphs, pretend_cudnn, dtype, rtol):
     g, x, labels, fetches = network(dtype)
-    dev = mg.Session(g, runtime=DeviceRuntime(np))
+    dev = mg.Session(g, runtime=DeviceRuntime(np), optimize=True)
     dev.plan(fetches, [x, labels]).backend = "cupy"  # the kernels chosen for CuPy, run on NumPy
     ref = mg.Session(g, runtime=CpuRuntime(threads=1))
     for seed in range(3):
@@ -72,7 +72,7 @@ def test_a_fused_conv_bias_relu_node_is_one_cudnn_problem(numpy_cudnn, pretend_c
         w = mg.variable(rng.standard_normal((4, 3, 3, 3)).astype("float32"), name="w")
         b = mg.variable(rng.standard_normal((4, 1, 1)).astype("float32"), name="b")
         y = ops.relu(ops.conv2d(x, w, stride=2, padding="SAME") + b)
-    dev = mg.Session(g, runtime=DeviceRuntime(np))
+    dev = mg.Session(g, runtime=DeviceRuntime(np), optimize=True)
     dev.plan([y], [x]).backend = "cupy"
     feed = {x: rng.standard_normal((2, 3, 9, 9)).astype("float32")}
     np.testing.assert_allclose(dev.run(y, feed), mg.Session(g).run(y, feed), rtol=1e-5, atol=1e-6)
