@@ -32,6 +32,10 @@ kind elsewhere:
     fuses_epilogue, fusable_activation
                   for the fusion pass: whether it can take over a bias add and an
                   activation after it (`with_bias`, `with_activation`); which activation it is
+    fusable_mask  for the backward passes: the gradient mask this op applies ('relu' for
+                  relu_grad(g, y) = g * (y > 0)), which readers may apply themselves
+                  (`with_relu_mask`); `summed_channels`, `with_bias_gradient` and
+                  `with_input_reused` likewise (see `minigraph.passes.backward`)
     role          how diagrams and summaries read it: compute, activation (joins its
                   producer's box), bias (a bias add), reshape (joins its consumer's box),
                   identity, helper (drawn and counted as part of its consumer), param
@@ -121,6 +125,7 @@ class Op:
     uses_blas: ClassVar[bool] = False  # its kernels call BLAS (a run holds BLAS at one thread)
     fuses_epilogue: ClassVar[bool] = False  # may take over a bias add / an activation after it
     fusable_activation: ClassVar[Optional[str]] = None  # the activation this op is, if any
+    fusable_mask: ClassVar[Optional[str]] = None  # the gradient mask this op is, if any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -194,6 +199,28 @@ class Op:
     def specialize(self, node: Node, inputs: Sequence[Node]):
         """(op, input nodes) computing node's value more simply given `inputs` (node's inputs
         in the graph being rewritten, some of them constants), or None."""
+        return None
+
+    # backward fusion (see minigraph.passes.backward) ------------------------------------
+    def with_relu_mask(self, index: int) -> Optional["Op"]:
+        """This op reading input `index` times (y > 0), with y as a new last input (so a
+        relu_grad(g, y) feeding that input folds into it), or None when it cannot."""
+        return None
+
+    def summed_channels(self, node: Node) -> Optional[Node]:
+        """The (N, C, H, W) input that `node` sums over batch and space into (C,) (a bias
+        gradient), or None when `node` is no such sum."""
+        return None
+
+    def with_bias_gradient(self) -> Optional["Op"]:
+        """For a filter gradient reading the output gradient g as input 1: the op that also sums g
+        over batch and space. Its result is (F, K + 1): the filter gradient flattened to (F, K),
+        the bias gradient as the last column. None when it cannot."""
+        return None
+
+    def with_input_reused(self) -> Optional["Op"]:
+        """This op writing its result into its first input's buffer (the backward pass proves
+        nothing reads that buffer afterwards), or None when it cannot."""
         return None
 
 

@@ -12,6 +12,16 @@ differentiation (second and higher derivatives work):
 
 With <a, b> the sum of a * b: <conv(x, w), g> = <x, BPI(g, w)> = <w, BPF(x, g)>, which gives
 every gradient below. Padding is stored resolved, ((top, bottom), (left, right)).
+
+Algorithms. Each op has kernels for the CPU: im2col + GEMM (exact: it sums in the order of a
+plain matrix product) and, for 3x3 stride-1 convolutions, Winograd F(4x4, 3x3)
+(`winograd_kernels`: about 2.5x fewer multiplications, float32 results within `ERROR_BOUND` =
+1e-5 of the largest output magnitude instead of ~1e-6). `select_winograd` picks per shape. The
+optional `algorithm` attribute forces a family for one op: "gemm" (the exact kernels),
+"winograd", or "generic" (the op's own `forward`); gradient ops inherit it (exact stays exact,
+`algorithm_family`), and since it is a field, CSE never merges ops that differ in it. Per
+session: `mg.Session(g, algorithms={"conv2d": "gemm", "conv2d_backprop_input": "gemm",
+"conv2d_backprop_filter": "gemm"})`, or the same in MINIGRAPH_ALGORITHMS (`minigraph.dispatch`).
 """
 from __future__ import annotations
 
@@ -20,7 +30,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
-from minigraph.dispatch import register_kernel
+from minigraph.dispatch import kernels_for, register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
 from minigraph.op import Cost, Op, apply, check_float, check_rank
@@ -29,7 +39,7 @@ from minigraph.spec import Spec, dims_compatible, fmt, num_elements
 from minigraph.text import TIMES, window
 from minigraph.text import stride as text_stride
 
-from . import conv_kernels, kernels
+from . import conv_kernels, grad_fusion, kernels, winograd_kernels
 from .elementwise import relu_grad
 from .kernels import Pads, Pair
 from .reductions import sum as reduce_sum
@@ -71,6 +81,10 @@ class _Geometry:
     def geometry(self) -> dict:
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
 
+    def inherited(self) -> dict:
+        """What the ops of this op's gradient take over: the geometry and the algorithm family."""
+        return dict(self.geometry(), algorithm=algorithm_family(self.algorithm))
+
     def check_gradient(self, in_hw, k_hw, g: Spec) -> None:
         out = kernels.check_fits(in_hw, k_hw, self.stride, self.dilation, self.padding)
         _check_out(g.shape[2:], out, f"output gradient {fmt(g.shape)}")
@@ -89,6 +103,7 @@ class Conv2D(_Geometry, Op):
     padding: Pads = ((0, 0), (0, 0))
     dilation: Pair = (1, 1)
     activation: Optional[str] = None
+    algorithm: Optional[str] = None
 
     def infer(self, x: Spec, w: Spec, *bias: Spec) -> Spec:
         check_rank(x, 4, "input")
@@ -109,8 +124,8 @@ class Conv2D(_Geometry, Op):
         x, w = node.inputs[:2]
         if self.activation == "relu":
             g = relu_grad(g, node)
-        grads = [conv2d_backprop_input(g, w, static_hw(x, self.kind), **self.geometry()),
-                 conv2d_backprop_filter(x, g, tuple(w.shape[2:]), **self.geometry())]
+        grads = [conv2d_backprop_input(g, w, static_hw(x, self.kind), **self.inherited()),
+                 conv2d_backprop_filter(x, g, tuple(w.shape[2:]), **self.inherited())]
         if len(node.inputs) == 3:
             grads.append(reduce_sum(g, axis=(0, 2, 3)))
         return grads
@@ -144,7 +159,9 @@ class Conv2D(_Geometry, Op):
 @dataclasses.dataclass(frozen=True)
 class Conv2DBackpropInput(_Geometry, Op):
     """g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W) with (H, W) = `input_hw`:
-    the gradient of conv2d with respect to its input (a transposed convolution)."""
+    the gradient of conv2d with respect to its input (a transposed convolution).
+    With `relu_mask` (set by `minigraph.passes.backward`): g * (y > 0) in place of g, y (g's
+    shape) read as a third input."""
 
     kind: ClassVar[str] = "conv2d_backprop_input"
     uses_blas: ClassVar[bool] = True
@@ -152,13 +169,16 @@ class Conv2DBackpropInput(_Geometry, Op):
     stride: Pair = (1, 1)
     padding: Pads = ((0, 0), (0, 0))
     dilation: Pair = (1, 1)
+    algorithm: Optional[str] = None
+    relu_mask: bool = False
 
-    def infer(self, g: Spec, w: Spec) -> Spec:
+    def infer(self, g: Spec, w: Spec, *mask: Spec) -> Spec:
         check_rank(g, 4, "output gradient")
         check_rank(w, 4, "filter")
         check_float(g, w)
         if 0 in w.shape[:2]:
             raise ShapeError(f"the filter {fmt(w.shape)} needs at least one channel and one filter")
+        _check_mask_inputs(self, g, mask)
         if not dims_compatible(g.shape[1], w.shape[0]):
             raise ShapeError(f"output gradient {fmt(g.shape)} has {g.shape[1]} channels, "
                              f"the filter {fmt(w.shape)} has {w.shape[0]} filters")
@@ -167,23 +187,31 @@ class Conv2DBackpropInput(_Geometry, Op):
         self.check_gradient(self.input_hw, w.shape[2:], g)
         return Spec((g.shape[0], w.shape[1]) + tuple(self.input_hw), g.dtype)
 
-    def forward(self, xp, g, w):
-        return _backprop_input_scatter(serial_runtime(xp), self, g, w)
+    def forward(self, xp, g, w, y=None):
+        return _backprop_input_gemm(serial_runtime(xp), self, g, w, y)
 
     def gradient(self, node, gg):
-        g, w = node.inputs
-        return [conv2d(gg, w, **self.geometry()),
-                conv2d_backprop_filter(gg, g, tuple(w.shape[2:]), **self.geometry())]
+        w = node.inputs[1]
+        g = grad_fusion.masked_input(node, 0)
+        grads = [grad_fusion.through_mask(node, conv2d(gg, w, **self.inherited())),
+                 conv2d_backprop_filter(gg, g, tuple(w.shape[2:]), **self.inherited())]
+        return grads + [None] * self.relu_mask
 
     def cost(self, node) -> Cost:
-        g, w = node.inputs
+        g, w = node.inputs[:2]
         return Cost(0, conv_cost_macs(g.shape, w.shape))
+
+    def with_relu_mask(self, index):
+        return dataclasses.replace(self, relu_mask=True) if grad_fusion.mask_index_ok(self, index, 0) else None
 
 
 @dataclasses.dataclass(frozen=True)
 class Conv2DBackpropFilter(_Geometry, Op):
     """x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW) with (KH, KW) = `filter_hw`:
-    the gradient of conv2d with respect to its filter."""
+    the gradient of conv2d with respect to its filter.
+    Set by `minigraph.passes.backward`: with `relu_mask`, g * (y > 0) in place of g (y read as a
+    third input); with `bias_gradient`, the result is (F, C*KH*KW + 1), the filter gradient
+    flattened with g's sum over batch and space (the bias gradient) as its last column."""
 
     kind: ClassVar[str] = "conv2d_backprop_filter"
     uses_blas: ClassVar[bool] = True
@@ -191,43 +219,87 @@ class Conv2DBackpropFilter(_Geometry, Op):
     stride: Pair = (1, 1)
     padding: Pads = ((0, 0), (0, 0))
     dilation: Pair = (1, 1)
+    algorithm: Optional[str] = None
+    relu_mask: bool = False
+    bias_gradient: bool = False
 
-    def infer(self, x: Spec, g: Spec) -> Spec:
+    def infer(self, x: Spec, g: Spec, *mask: Spec) -> Spec:
         check_rank(x, 4, "input")
         check_rank(g, 4, "output gradient")
         check_float(x, g)
         if 0 in (x.shape[1], g.shape[1]):
             raise ShapeError(f"input {fmt(x.shape)} and output gradient {fmt(g.shape)} need at least one "
                              "channel each")
+        _check_mask_inputs(self, g, mask)
         if not dims_compatible(x.shape[0], g.shape[0]):
             raise ShapeError(f"batch sizes differ: input {fmt(x.shape)}, output gradient {fmt(g.shape)}")
         self.check_gradient(x.shape[2:], self.filter_hw, g)
+        if self.bias_gradient:
+            return grad_fusion.packed_spec(g.shape[1], (x.shape[1],) + tuple(self.filter_hw), x.dtype)
         return Spec((g.shape[1], x.shape[1]) + tuple(self.filter_hw), x.dtype)
 
-    def forward(self, xp, x, g):
-        return _backprop_filter_gemm(serial_runtime(xp), self, x, g)
+    def forward(self, xp, x, g, y=None):
+        return _backprop_filter_gemm(serial_runtime(xp), self, x, g, y)
 
-    def gradient(self, node, gw):
-        x, g = node.inputs
-        return [conv2d_backprop_input(g, gw, static_hw(x, self.kind), **self.geometry()),
-                conv2d(x, gw, **self.geometry())]
+    def gradient(self, node, out_grad):
+        x = node.inputs[0]
+        g = grad_fusion.masked_input(node, 1)
+        gb = None
+        if self.bias_gradient:
+            gw, gb = grad_fusion.unpack(out_grad, (g.shape[1], x.shape[1]) + tuple(self.filter_hw))
+        else:
+            gw = out_grad
+        dg = conv2d(x, gw, gb, **self.inherited())
+        return [conv2d_backprop_input(g, gw, static_hw(x, self.kind), **self.inherited()),
+                grad_fusion.through_mask(node, dg)] + [None] * self.relu_mask
 
     def cost(self, node) -> Cost:
-        x, g = node.inputs
+        x, g = node.inputs[:2]
         return Cost(0, conv_cost_macs(g.shape, (g.shape[1], x.shape[1]) + tuple(self.filter_hw)))
+
+    def with_relu_mask(self, index):
+        return dataclasses.replace(self, relu_mask=True) if grad_fusion.mask_index_ok(self, index, 1) else None
+
+    def with_bias_gradient(self):
+        return None if self.bias_gradient else dataclasses.replace(self, bias_gradient=True)
+
+
+def _check_mask_inputs(op, g: Spec, mask) -> None:
+    """A masked op reads exactly one relu output of g's shape after its other inputs."""
+    if len(mask) != int(op.relu_mask):
+        raise ShapeError(f"expected {2 + int(op.relu_mask)} inputs, got {2 + len(mask)}")
+    if mask:
+        grad_fusion.check_mask(g, mask[0])
 
 
 # kernels -------------------------------------------------------------------------
+# Scores (see `minigraph.dispatch`): higher wins; None means the kernel does not apply. A
+# Winograd kernel applies to every 3x3 stride-1 shape (so it can be forced) but scores above
+# the GEMM kernels only where `select_winograd` says it is faster.
+
+WINOGRAD, GEMM = "winograd", "gemm"
 
 
-@register_kernel("conv2d", "numpy", "gemm")
-@register_kernel("conv2d", "cupy", "gemm")
+@register_kernel("conv2d", "numpy", GEMM)
+@register_kernel("conv2d", "cupy", GEMM)
 def _conv2d_gemm(rt, op, x, w, b=None):
     return conv_kernels.conv2d_forward(rt, x, w, op.stride, op.padding, op.dilation, b, op.activation == "relu")
 
 
+def _winograd_forward_score(op, shapes, rt):
+    x, w = shapes[:2]
+    if not winograd_kernels.fits(w[2:], op.stride, op.dilation):
+        return None
+    return 2.0 if select_winograd("forward", x, w, rt) else 0.5
+
+
+@register_kernel("conv2d", "numpy", WINOGRAD, score=_winograd_forward_score, exact=False)
+def _conv2d_winograd(rt, op, x, w, b=None):
+    return winograd_kernels.conv2d_forward(rt, x, w, op.padding, b, op.activation == "relu")
+
+
 def _full_correlation_score(op, shapes, rt):
-    g, w = shapes
+    g, w = shapes[:2]
     if not conv_kernels.full_correlation_fits(g, w, op.stride, op.padding, op.dilation):
         return None
     return 2.0 if conv_kernels.full_correlation_preferred(g, w) else 0.5
@@ -235,20 +307,89 @@ def _full_correlation_score(op, shapes, rt):
 
 @register_kernel("conv2d_backprop_input", "numpy", "full_correlation", score=_full_correlation_score)
 @register_kernel("conv2d_backprop_input", "cupy", "full_correlation", score=_full_correlation_score)
-def _backprop_input_full(rt, op, g, w):
-    return conv_kernels.conv2d_backprop_input_full(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation)
+def _backprop_input_full(rt, op, g, w, y=None):
+    return conv_kernels.conv2d_backprop_input_full(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation, y)
 
 
 @register_kernel("conv2d_backprop_input", "numpy", "tap_scatter")
 @register_kernel("conv2d_backprop_input", "cupy", "tap_scatter")
-def _backprop_input_scatter(rt, op, g, w):
-    return conv_kernels.conv2d_backprop_input_scatter(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation)
+def _backprop_input_scatter(rt, op, g, w, y=None):
+    return conv_kernels.conv2d_backprop_input_scatter(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation, y)
 
 
-@register_kernel("conv2d_backprop_filter", "numpy", "gemm")
-@register_kernel("conv2d_backprop_filter", "cupy", "gemm")
-def _backprop_filter_gemm(rt, op, x, g):
-    return conv_kernels.conv2d_backprop_filter(rt, x, g, op.filter_hw, op.stride, op.padding, op.dilation)
+@register_kernel("conv2d_backprop_input", "numpy", GEMM, score=lambda op, shapes, rt: 0.0)
+@register_kernel("conv2d_backprop_input", "cupy", GEMM, score=lambda op, shapes, rt: 0.0)
+def _backprop_input_gemm(rt, op, g, w, y=None):
+    """The exact family as one name (what `algorithm="gemm"` forces): the full correlation
+    where it fits and is preferred, else the tap scatter. Never chosen unforced (score 0)."""
+    if _full_correlation_score(op, (g.shape, w.shape), rt) == 2.0:
+        return _backprop_input_full(rt, op, g, w, y)
+    return _backprop_input_scatter(rt, op, g, w, y)
+
+
+def _winograd_input_score(op, shapes, rt):
+    g, w = shapes[:2]
+    if not winograd_kernels.backprop_input_fits(w[2:], op.stride, op.padding, op.dilation):
+        return None
+    return 3.0 if select_winograd("backprop_input", g, w, rt) else 0.25
+
+
+@register_kernel("conv2d_backprop_input", "numpy", WINOGRAD, score=_winograd_input_score, exact=False)
+def _backprop_input_winograd(rt, op, g, w, y=None):
+    return winograd_kernels.conv2d_backprop_input(rt, g, w, op.input_hw, op.padding, g_mask=y)
+
+
+@register_kernel("conv2d_backprop_filter", "numpy", GEMM)
+@register_kernel("conv2d_backprop_filter", "cupy", GEMM)
+def _backprop_filter_gemm(rt, op, x, g, y=None):
+    out = conv_kernels.conv2d_backprop_filter(rt, x, g, op.filter_hw, op.stride, op.padding, op.dilation,
+                                              g_mask=y, with_bias=op.bias_gradient)
+    return grad_fusion.pack(rt.xp, *out) if op.bias_gradient else out
+
+
+def _winograd_filter_score(op, shapes, rt):
+    x, g = shapes[:2]
+    if not winograd_kernels.fits(op.filter_hw, op.stride, op.dilation):
+        return None
+    return 2.0 if select_winograd("backprop_filter", x, (g[1], x[1]) + tuple(op.filter_hw), rt) else 0.5
+
+
+@register_kernel("conv2d_backprop_filter", "numpy", WINOGRAD, score=_winograd_filter_score, exact=False)
+def _backprop_filter_winograd(rt, op, x, g, y=None):
+    out = winograd_kernels.conv2d_backprop_filter(rt, x, g, op.padding, g_mask=y, with_bias=op.bias_gradient)
+    return grad_fusion.pack(rt.xp, *out) if op.bias_gradient else out
+
+
+def select_winograd(step: str, x_shape, w_shape, rt) -> bool:
+    """Whether Winograd beats the GEMM kernels for `step` ('forward', 'backprop_input',
+    'backprop_filter') of a 3x3 stride-1 conv with input (N, C, H, W) (for the input gradient:
+    the output gradient (N, F, OH, OW)) and filter (F, C, 3, 3) on the runtime `rt`."""
+    n, c = x_shape[:2]
+    f = w_shape[0]
+    th, tw = winograd_kernels.tile_counts(tuple(x_shape[2:]))
+    return n * th * tw >= 64 and c * f / (c + f) >= 24
+
+
+ALGORITHM_FAMILIES = (GEMM, WINOGRAD, "generic")
+
+
+def algorithm_family(algorithm: Optional[str]) -> Optional[str]:
+    """The family a gradient op inherits: None (selected per shape), 'winograd', 'generic', or
+    'gemm' for any exact kernel ('full_correlation' and 'tap_scatter' included)."""
+    if algorithm is None or algorithm in ALGORITHM_FAMILIES:
+        return algorithm
+    return GEMM
+
+
+def check_algorithm(kind: str, algorithm: Optional[str]) -> Optional[str]:
+    """`algorithm` if some backend registers it for `kind` (or it is None or 'generic'), else a
+    ValueError listing the choices."""
+    if algorithm is None:
+        return None
+    names = sorted({k.algorithm for be in ("numpy", "cupy") for k in kernels_for(kind, be)} | {"generic"})
+    if algorithm not in names:
+        raise ValueError(f"{kind}: algorithm must be None or one of {', '.join(map(repr, names))}, got {algorithm!r}")
+    return algorithm
 
 
 # the epilogue the fusion pass may hand a conv (shared with conv1x1) ---------------
@@ -303,7 +444,8 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, what: str):
     return kernels.as_pair(stride, f"{what}: stride"), ((0, 0), (0, 0)), kernels.as_pair(dilation, f"{what}: dilation")
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, name: Optional[str] = None,
+           algorithm: Optional[str] = None) -> Node:
     """2-D convolution (cross-correlation, as in every DL framework) in NCHW.
 
     x (N, C, H, W), w (F, C, KH, KW), b (F,) or None -> (N, F, OH, OW), with
@@ -312,15 +454,19 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, name: Optional[str] = 
     ((top, bottom), (left, right)), "VALID", or "SAME" (TensorFlow's rule: OH = ceil(H / sh),
     the odd extra row/column at the bottom/right). A 1x1 kernel with stride 1, no padding and
     dilation 1 builds a `Conv1x1` node. The output keeps x's dtype (float32 stays float32).
+    `algorithm` forces the kernel family of this op and of its gradients: None (chosen per
+    shape), "gemm" (exact), "winograd" (3x3 stride 1 only, else the best kernel that applies)
+    or "generic"; see the module docstring.
     """
     stride, pads, dilation = _geometry(_shape(x), _shape(w), stride, padding, dilation, "conv2d")
+    algorithm = check_algorithm(Conv2D.kind, algorithm)
     w_shape = tuple(_shape(w))
     if (len(w_shape) == 4 and w_shape[2:] == (1, 1) and stride == (1, 1) and dilation == (1, 1)
             and kernels.is_zero_padding(pads)):
         from .conv1x1 import conv1x1
         return conv1x1(x, w, b, name=name)
     inputs = [x, w] if b is None else [x, w, b]
-    return apply(Conv2D(stride, pads, dilation), inputs, name)
+    return apply(Conv2D(stride, pads, dilation, algorithm=algorithm), inputs, name)
 
 
 def _resolved(in_hw, k_hw, stride, padding, dilation, what: str):
@@ -331,21 +477,26 @@ def _resolved(in_hw, k_hw, stride, padding, dilation, what: str):
     return stride, pads, dilation
 
 
-def conv2d_backprop_input(g, w, input_hw, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
+def conv2d_backprop_input(g, w, input_hw, stride=1, padding=0, dilation=1, name: Optional[str] = None,
+                          algorithm: Optional[str] = None) -> Node:
     """The gradient of `conv2d` with respect to x, for an input of spatial size `input_hw`:
-    g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W). Arguments as in `conv2d`."""
+    g (N, F, OH, OW), w (F, C, KH, KW) -> (N, C, H, W). Arguments as in `conv2d` (`algorithm`
+    may also name one exact kernel: "full_correlation" or "tap_scatter")."""
     input_hw = kernels.as_pair(input_hw, "conv2d_backprop_input: input_hw")
     w_shape = tuple(_shape(w))
     k_hw = tuple(w_shape[2:]) if len(w_shape) == 4 and None not in w_shape[2:] else (1, 1)
     stride, pads, dilation = _resolved(input_hw, k_hw, stride, padding, dilation, "conv2d_backprop_input")
-    return apply(Conv2DBackpropInput(input_hw, stride, pads, dilation), [g, w], name)
+    algorithm = check_algorithm(Conv2DBackpropInput.kind, algorithm)
+    return apply(Conv2DBackpropInput(input_hw, stride, pads, dilation, algorithm), [g, w], name)
 
 
-def conv2d_backprop_filter(x, g, filter_hw, stride=1, padding=0, dilation=1, name: Optional[str] = None) -> Node:
+def conv2d_backprop_filter(x, g, filter_hw, stride=1, padding=0, dilation=1, name: Optional[str] = None,
+                           algorithm: Optional[str] = None) -> Node:
     """The gradient of `conv2d` with respect to w, for a kernel of size `filter_hw`:
     x (N, C, H, W), g (N, F, OH, OW) -> (F, C, KH, KW). Arguments as in `conv2d`."""
     filter_hw = kernels.as_pair(filter_hw, "conv2d_backprop_filter: filter_hw")
     x_shape = tuple(_shape(x))
     in_hw = x_shape[2:] if len(x_shape) == 4 else (None, None)
     stride, pads, dilation = _resolved(in_hw, filter_hw, stride, padding, dilation, "conv2d_backprop_filter")
-    return apply(Conv2DBackpropFilter(filter_hw, stride, pads, dilation), [x, g], name)
+    algorithm = check_algorithm(Conv2DBackpropFilter.kind, algorithm)
+    return apply(Conv2DBackpropFilter(filter_hw, stride, pads, dilation, algorithm), [x, g], name)

@@ -19,7 +19,7 @@ from minigraph.runtime import serial_runtime
 from minigraph.spec import Spec, dims_compatible, fmt, num_elements
 from minigraph.text import TIMES
 
-from . import conv_kernels
+from . import conv_kernels, grad_fusion
 from .conv import ACTIVATION_NAMES, _check_bias, epilogue_bias, unshared_params
 from .elementwise import relu_grad
 from .reductions import sum as reduce_sum
@@ -34,18 +34,27 @@ def _check_weights(w: Spec) -> None:
 @dataclasses.dataclass(frozen=True)
 class Conv1x1(Op):
     """x (N, C, H, W), w (F, C) or (F, C, 1, 1) [+ b (F,)] -> (N, F, H, W), then `activation`
-    ('relu' or None; the fusion pass sets it, see `minigraph.passes.fusion`)."""
+    ('relu' or None; the fusion pass sets it, see `minigraph.passes.fusion`). With `relu_mask`
+    (set by `minigraph.passes.backward` where this conv is an input gradient): x * (y > 0) in
+    place of x, y (x's shape) read as the last input."""
 
     kind: ClassVar[str] = "conv1x1"
     uses_blas: ClassVar[bool] = True
     category: ClassVar[str] = "conv1x1"
     fuses_epilogue: ClassVar[bool] = True
     activation: Optional[str] = None
+    relu_mask: bool = False
 
-    def infer(self, x: Spec, w: Spec, *bias: Spec) -> Spec:
+    def infer(self, x: Spec, w: Spec, *extra: Spec) -> Spec:
         check_rank(x, 4, "input")
         _check_weights(w)
+        bias, mask = grad_fusion.split_mask(self, extra)
         check_float(x, w, *bias)
+        if len(bias) > 1 or (self.relu_mask and not extra):
+            raise ShapeError(f"conv1x1 takes x, w, an optional bias{' and a relu mask' if self.relu_mask else ''}, "
+                             f"got {2 + len(extra)} inputs")
+        if mask is not None:
+            grad_fusion.check_mask(x, mask, "input")
         if 0 in (x.shape[1], w.shape[0], w.shape[1]):
             raise ShapeError(f"input {fmt(x.shape)} and weights {fmt(w.shape)} need at least one channel "
                              "and one filter")
@@ -58,35 +67,42 @@ class Conv1x1(Op):
             _check_bias(bias[0], w)
         return Spec((x.shape[0], w.shape[0]) + tuple(x.shape[2:]), x.dtype)
 
-    def forward(self, xp, x, w, b=None):
-        return _conv1x1_gemm(serial_runtime(xp), self, x, w, b)
+    def forward(self, xp, x, w, *extra):
+        return _conv1x1_gemm(serial_runtime(xp), self, x, w, *extra)
 
     def gradient(self, node, g):
-        x, w = node.inputs[:2]
+        w = node.inputs[1]
+        x = grad_fusion.masked_input(node, 0)
+        bias, _ = grad_fusion.split_mask(self, node.inputs[2:])
         if self.activation == "relu":
             g = relu_grad(g, node)
         w2 = _as_matrix(w)
         gw = conv1x1_backprop_filter(x, g)
-        grads = [conv1x1(g, transpose(w2)), gw if w.ndim == 2 else reshape_like(gw, w)]
-        if len(node.inputs) == 3:
+        grads = [grad_fusion.through_mask(node, conv1x1(g, transpose(w2))),
+                 gw if w.ndim == 2 else reshape_like(gw, w)]
+        if bias:
             grads.append(reduce_sum(g, axis=(0, 2, 3)))
-        return grads
+        return grads + [None] * self.relu_mask
 
     def cost(self, node) -> Cost:
         """params: elements of w and b; macs: output elements x C (batch None counts as 1);
         unshared_params: params x H x W (its own w and b at every pixel, see `conv.unshared_params`)."""
         x, w = node.inputs[:2]
-        params = sum(num_elements(v.shape) or 0 for v in node.inputs[1:])
+        bias, _ = grad_fusion.split_mask(self, node.inputs[2:])
+        params = sum(num_elements(v.shape) or 0 for v in [w] + list(bias))
         outs = num_elements((node.shape[0] or 1,) + tuple(node.shape[1:]))
         c = x.shape[1]
         return Cost(params, outs * c if outs is not None and c is not None else 0,
                     unshared_params(params, node.shape))
 
     def with_bias(self, node, bias):
-        return epilogue_bias(self, node, bias)
+        return None if self.relu_mask else epilogue_bias(self, node, bias)
 
     def with_activation(self, name):
         return dataclasses.replace(self, activation=name) if self.activation is None and name == "relu" else None
+
+    def with_relu_mask(self, index):
+        return dataclasses.replace(self, relu_mask=True) if grad_fusion.mask_index_ok(self, index, 0) else None
 
     def activation_name(self):
         return ACTIVATION_NAMES.get(self.activation)
@@ -100,44 +116,69 @@ class Conv1x1(Op):
 
 @dataclasses.dataclass(frozen=True)
 class Conv1x1BackpropFilter(Op):
-    """x (N, C, H, W), g (N, F, H, W) -> (F, C): gw[f, c] = sum_{n,h,w} g[n, f, h, w] x[n, c, h, w]."""
+    """x (N, C, H, W), g (N, F, H, W) -> (F, C): gw[f, c] = sum_{n,h,w} g[n, f, h, w] x[n, c, h, w].
+    Set by `minigraph.passes.backward`: with `relu_mask`, g * (y > 0) in place of g (y read as a
+    third input); with `bias_gradient`, the result is (F, C + 1), g's sum over batch and space
+    (the bias gradient) as the last column."""
 
     kind: ClassVar[str] = "conv1x1_backprop_filter"
     uses_blas: ClassVar[bool] = True
+    relu_mask: bool = False
+    bias_gradient: bool = False
 
-    def infer(self, x: Spec, g: Spec) -> Spec:
+    def infer(self, x: Spec, g: Spec, *mask: Spec) -> Spec:
         check_rank(x, 4, "input")
         check_rank(g, 4, "output gradient")
         check_float(x, g)
+        if len(mask) != int(self.relu_mask):
+            raise ShapeError(f"expected {2 + int(self.relu_mask)} inputs, got {2 + len(mask)}")
+        if mask:
+            grad_fusion.check_mask(g, mask[0])
         if not all(dims_compatible(a, b) for i, (a, b) in enumerate(zip(x.shape, g.shape)) if i != 1):
             raise ShapeError(f"input {fmt(x.shape)} and output gradient {fmt(g.shape)} differ "
                              f"in batch or spatial size")
+        if self.bias_gradient:
+            return grad_fusion.packed_spec(g.shape[1], (x.shape[1],), x.dtype)
         return Spec((g.shape[1], x.shape[1]), x.dtype)
 
-    def forward(self, xp, x, g):
-        return _conv1x1_backprop_filter_gemm(serial_runtime(xp), self, x, g)
+    def forward(self, xp, x, g, y=None):
+        return _conv1x1_backprop_filter_gemm(serial_runtime(xp), self, x, g, y)
 
-    def gradient(self, node, gw):
-        x, g = node.inputs
-        return [conv1x1(g, transpose(gw)), conv1x1(x, gw)]
+    def gradient(self, node, out_grad):
+        x = node.inputs[0]
+        g = grad_fusion.masked_input(node, 1)
+        gb = None
+        if self.bias_gradient:
+            gw, gb = grad_fusion.unpack(out_grad, (g.shape[1], x.shape[1]))
+        else:
+            gw = out_grad
+        return [conv1x1(g, transpose(gw)), grad_fusion.through_mask(node, conv1x1(x, gw, gb))] + [None] * self.relu_mask
 
     def cost(self, node) -> Cost:
-        x, g = node.inputs
+        x, g = node.inputs[:2]
         outs = num_elements((g.shape[0] or 1,) + tuple(g.shape[1:]))
         c = x.shape[1]
         return Cost(0, outs * c if outs is not None and c is not None else 0)
 
+    def with_relu_mask(self, index):
+        return dataclasses.replace(self, relu_mask=True) if grad_fusion.mask_index_ok(self, index, 1) else None
+
+    def with_bias_gradient(self):
+        return None if self.bias_gradient else dataclasses.replace(self, bias_gradient=True)
+
 
 @register_kernel("conv1x1", "numpy", "gemm")
 @register_kernel("conv1x1", "cupy", "gemm")
-def _conv1x1_gemm(rt, op, x, w, b=None):
-    return conv_kernels.conv1x1_forward(rt, x, w, b, op.activation == "relu")
+def _conv1x1_gemm(rt, op, x, w, *extra):
+    bias, mask = grad_fusion.split_mask(op, extra)
+    return conv_kernels.conv1x1_forward(rt, x, w, bias[0] if bias else None, op.activation == "relu", x_mask=mask)
 
 
 @register_kernel("conv1x1_backprop_filter", "numpy", "gemm")
 @register_kernel("conv1x1_backprop_filter", "cupy", "gemm")
-def _conv1x1_backprop_filter_gemm(rt, op, x, g):
-    return conv_kernels.conv1x1_backprop_filter(rt, x, g)  # (F, N*H*W) @ (N*H*W, C)
+def _conv1x1_backprop_filter_gemm(rt, op, x, g, y=None):
+    out = conv_kernels.conv1x1_backprop_filter(rt, x, g, g_mask=y, with_bias=op.bias_gradient)  # (F, rows) @ (rows, C)
+    return grad_fusion.pack(rt.xp, *out) if op.bias_gradient else out
 
 
 def _as_matrix(w: Node) -> Node:

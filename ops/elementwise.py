@@ -119,9 +119,12 @@ class Div(Binary):
 
 @dataclasses.dataclass(frozen=True)
 class AddN(Op):
-    """The sum of several same-shaped tensors (autodiff's accumulator)."""
+    """The sum of several same-shaped tensors (autodiff's accumulator). With `in_place` (set by
+    `minigraph.passes.backward` when nothing else reads the first input), the sum is written
+    into the first input's buffer when it has the result's shape and dtype."""
 
     kind: ClassVar[str] = "add_n"
+    in_place: bool = False
 
     def infer(self, *xs: Spec) -> Spec:
         check_float(*xs)
@@ -131,13 +134,13 @@ class AddN(Op):
         return Spec(shape, xs[0].dtype)
 
     def forward(self, xp, *xs):
-        out = xs[0] + xs[1]
-        for x in xs[2:]:
-            out += x
-        return out
+        return _add_n(serial_runtime(xp), self, *xs)
 
     def gradient(self, node, g):
         return [sum_like(g, x) for x in node.inputs]
+
+    def with_input_reused(self):
+        return None if self.in_place else dataclasses.replace(self, in_place=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +180,7 @@ class ReluGrad(Op):
     chunked, threaded pass. Linear in g; its derivative in y is zero (as step's)."""
 
     kind: ClassVar[str] = "relu_grad"
+    fusable_mask: ClassVar[str] = "relu"  # a reader of it may apply the mask itself (passes.backward)
 
     def infer(self, g: Spec, y: Spec) -> Spec:
         check_float(g, y)
@@ -314,6 +318,12 @@ class Fill(Op):
                  score=lambda op, shapes, rt: 2.0 if _split_pays(shapes[0], rt) else None)
 def _relu_grad_split(rt, op, g, y):
     return kernels.relu_grad(rt, g, y, split=True)
+
+
+@register_kernel("add_n", "numpy", "chunked")
+@register_kernel("add_n", "cupy", "chunked")
+def _add_n(rt, op, *xs):
+    return kernels.add_n(rt, xs, op.in_place)
 
 
 def _split_pays(shape, rt) -> bool:

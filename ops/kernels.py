@@ -194,11 +194,14 @@ def chunk_rows(xp, v):
     return rows(v) if has_rows(v) else rows(xp.ascontiguousarray(v))
 
 
-def image_mats(xp, x, a: int, z: int):
+def image_mats(xp, x, a: int, z: int, mask=None):
     """Images a..z of x (N, C, H, W) as [(start, stop, (images*H*W, C) matrix)], BLAS-ready:
     one block when x's memory is channels-last, one transposed view per image when each image
-    is a contiguous (C, H*W) matrix (NCHW memory: no copy), else one copied block."""
+    is a contiguous (C, H*W) matrix (NCHW memory: no copy), else one copied block. With `mask`
+    (x's shape), one block of x * (mask > 0)."""
     v = cl(x)[a:z]
+    if mask is not None:
+        return [(a, z, masked_rows(xp, v, cl(mask)[a:z]))]
     if has_rows(v):
         return [(a, z, rows(v))]
     n, c, h, w = x.shape
@@ -212,10 +215,11 @@ def nchw(v):
     return v.transpose(0, 3, 1, 2)
 
 
-def pad_nhwc(xp, v, pads: Pads, value=0.0):
-    """v (N, H, W, C) padded spatially with `value`; v itself when there is no padding."""
+def pad_nhwc(xp, v, pads: Pads, value=0.0, mask=None):
+    """v (N, H, W, C) padded spatially with `value`; v itself when there is no padding. With
+    `mask` (v's shape), v * (mask > 0) is padded instead (relu's gradient applied on the way)."""
     if is_zero_padding(pads):
-        return v
+        return v if mask is None else masked(xp, v, mask)
     (t, b), (l, r) = pads
     n, h, w, c = v.shape
     out = xp.empty((n, h + t + b, w + l + r, c), dtype=v.dtype)
@@ -223,8 +227,28 @@ def pad_nhwc(xp, v, pads: Pads, value=0.0):
     out[:, t + h:] = value
     out[:, t:t + h, :l] = value
     out[:, t:t + h, l + w:] = value
-    out[:, t:t + h, l:l + w] = v
+    masked(xp, v, mask, out=out[:, t:t + h, l:l + w])
     return out
+
+
+def masked(xp, v, mask=None, out=None):
+    """v * (mask > 0) (relu's gradient for relu output `mask`) written into `out` (a new
+    contiguous array by default): the 0/1 mask goes straight into `out`, then v multiplies it.
+    Without `mask`, a copy of v."""
+    if out is None:
+        out = xp.empty(v.shape, dtype=v.dtype)
+    if mask is None:
+        out[...] = v
+    else:
+        xp.greater(mask, 0, out=out, casting="unsafe")
+        out *= v
+    return out
+
+
+def masked_rows(xp, v, mask=None):
+    """The (N*H*W, C) matrix of the channels-last chunk v, times (mask > 0) when a mask is given:
+    a view when no mask is given and v's memory allows, else a copy."""
+    return chunk_rows(xp, v) if mask is None else rows(masked(xp, v, mask))
 
 
 def tap_nhwc(v_padded, i: int, j: int, stride: Pair, dilation: Pair, out_hw: Pair):
@@ -269,4 +293,31 @@ def relu_grad(rt, g, y, split: bool = False):
     else:
         xp.greater(y, 0, out=out, casting="unsafe")
         xp.multiply(out, g, out=out)
+    return out
+
+
+def add_n(rt, xs, in_place: bool = False):
+    """The sum of the arrays xs (broadcasting). When all have one shape and dtype, per chunk of
+    the batch (so the running sum stays in cache) over the runtime's threads; with `in_place`,
+    into xs[0] (the caller guarantees nothing else reads it). Otherwise NumPy's sum in order."""
+    xp = rt.xp
+    first = xs[0]
+    same = all(x.shape == first.shape and x.dtype == first.dtype for x in xs[1:]) and first.ndim > 0
+    if not same:
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
+            out += x
+        return out
+    reuse = in_place and getattr(first, "flags", None) is not None and first.flags.writeable
+    out = first if reuse else xp.empty_like(first)
+
+    def part(a, z):
+        o = out[a:z]
+        xp.add(xs[0][a:z], xs[1][a:z], out=o)
+        for x in xs[2:]:
+            o += x[a:z]
+
+    item = max(1, first.size // max(1, first.shape[0])) * first.itemsize * len(xs)
+    rt.run_chunks(part, first.shape[0], rt.per_chunk(item),
+                  flops=float("inf") if first.size >= rt.threaded_elements else 0)
     return out

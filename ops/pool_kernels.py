@@ -11,30 +11,44 @@ from .kernels import Pads, Pair, cl, crop, nchw, pad, pad_nhwc, tap
 
 
 # Max pooling is separable: a window's maximum is the maximum over its KH row segments of
-# each segment's maximum (KW-1 + KH-1 passes instead of KH*KW-1).
+# each segment's maximum (KW-1 + KH-1 passes instead of KH*KW-1). Each pass runs over the taps
+# clipped to real cells (padding never wins, so it is never materialised): the first tap that
+# covers every output is copied, the others are folded in with maximum(..., out=...).
 
 
-def _row_taps(vp, kw: int, sw: int, ow: int):
-    """The KW (N, Hp, OW, C) views of a padded channels-last array read by each window column."""
-    return [vp[:, :, j:j + sw * (ow - 1) + 1:sw] for j in range(kw)]
+def _axis_taps(k: int, s: int, p: int, n_in: int, n_out: int):
+    """[(tap, output slice, input slice)] along one axis for the taps that read a real cell."""
+    taps = []
+    for i in range(k):
+        o, src = _clip(i, s, p, n_in, n_out)
+        if o is not None:
+            taps.append((i, o, src))
+    return taps
 
 
-def _col_taps(r, kh: int, sh: int, oh: int):
-    """The KH (N, OH, OW, C) views of the row-segment array read by each window row."""
-    return [r[:, i:i + sh * (oh - 1) + 1:sh] for i in range(kh)]
+def _along(axis: int, sl):
+    return (slice(None),) * axis + (sl,)
 
 
-def _max_of(xp, views):
-    best = views[0].copy()
-    for v in views[1:]:
-        xp.maximum(best, v, out=best)
-    return best
+def _clipped_max(xp, src, axis: int, taps, n_out: int, out) -> None:
+    """out = the maximum over `taps` (from `_axis_taps`) of src along `axis` (-inf where no
+    tap reads a real cell)."""
+    full = next((t for t in taps if (t[1].start, t[1].stop) == (0, n_out)), None)
+    if full is None:
+        out[...] = -np.inf
+    else:
+        out[...] = src[_along(axis, full[2])]
+    for t in taps:
+        if t is not full:
+            o = out[_along(axis, t[1])]
+            xp.maximum(o, src[_along(axis, t[2])], out=o)
 
 
-def _segment_and_window_max(xp, vp, k_hw, stride, out_hw):
-    """(row-segment maxima (N, Hp, OW, C), window maxima (N, OH, OW, C)) of a padded input."""
-    seg = _max_of(xp, _row_taps(vp, k_hw[1], stride[1], out_hw[1]))
-    return seg, _max_of(xp, _col_taps(seg, k_hw[0], stride[0], out_hw[0]))
+def _row_segment_max(xp, src, k_hw: Pair, stride: Pair, pads: Pads, out_w: int):
+    """The maxima of each window row segment: (k, H, OW, C) from src (k, H, W, C)."""
+    seg = xp.empty(src.shape[:2] + (out_w, src.shape[3]), dtype=src.dtype)
+    _clipped_max(xp, src, 2, _axis_taps(k_hw[1], stride[1], pads[1][0], src.shape[2], out_w), out_w, seg)
+    return seg
 
 
 def max_pool_forward(rt, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
@@ -43,11 +57,13 @@ def max_pool_forward(rt, x, k_hw: Pair, stride: Pair, pads: Pads, out_hw: Pair):
     n, c, h, w = x.shape
     v = cl(x)
     out = xp.empty((n, out_hw[0], out_hw[1], c), dtype=x.dtype)
+    rows_taps = _axis_taps(k_hw[0], stride[0], pads[0][0], h, out_hw[0])
 
     def part(a, z):
-        out[a:z] = _segment_and_window_max(xp, pad_nhwc(xp, v[a:z], pads, -np.inf), k_hw, stride, out_hw)[1]
+        seg = _row_segment_max(xp, _channels_inner(xp, v[a:z]), k_hw, stride, pads, out_hw[1])
+        _clipped_max(xp, seg, 1, rows_taps, out_hw[0], out[a:z])
 
-    rt.run_chunks(part, n, rt.per_chunk(4 * (h + 2) * (w + 2) * c * x.itemsize))
+    rt.run_chunks(part, n, rt.per_chunk(2 * h * w * c * x.itemsize))
     return nchw(out)
 
 

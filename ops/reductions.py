@@ -60,6 +60,13 @@ class Sum(Reduction):
     def forward(self, xp, x):
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
+    def summed_channels(self, node):
+        """x when this sums an (N, C, H, W) x over batch and space into (C,) (a bias gradient)."""
+        x = node.inputs[0]
+        if x.ndim == 4 and not self.keepdims and normalize_axes(self.axis, 4) == (0, 2, 3):
+            return x
+        return None
+
     def gradient(self, node, g):
         g, _ = self.grad_input_shape(node, g)
         return [broadcast_like(g, node.inputs[0])]

@@ -13,7 +13,9 @@ need, so the user's graph is never changed:
 - `specialize_on_constants`: ops with a simpler form for constant inputs replaced by it (a
   batch norm or dropout whose `training` switch is not fed);
 - `eliminate_common_subexpressions`: equal ops on equal inputs merged;
-- `fuse_conv_bias_relu`: conv/1x1 conv + bias add + ReLU as one node (`activation="relu"`).
+- `fuse_conv_bias_relu`: conv/1x1 conv + bias add + ReLU as one node (`activation="relu"`);
+- `fuse_bias_gradients`, `fuse_relu_masks`, `accumulate_in_place` (`backward.py`): a gradient
+  graph's bias sums, relu_grad masks and add_n copies folded into the kernels that read them.
 
 Sessions optimize every plan by default (`mg.Session(g, optimize=False)` turns it off).
 """
@@ -24,6 +26,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 from minigraph.graph import Graph, Node
 
+from .backward import accumulate_in_place, fuse_bias_gradients, fuse_relu_masks
 from .cse import eliminate_common_subexpressions
 from .fold import FOLD_LIMIT, fold_constants
 from .fusion import fuse_conv_bias_relu
@@ -36,7 +39,8 @@ def eliminate_dead_nodes(prog: Program):
     return rebuild(prog)
 
 
-DEFAULT_PASSES = (fold_constants, specialize_on_constants, eliminate_common_subexpressions, fuse_conv_bias_relu)
+DEFAULT_PASSES = (fold_constants, specialize_on_constants, eliminate_common_subexpressions, fuse_conv_bias_relu,
+                  fuse_bias_gradients, fuse_relu_masks, accumulate_in_place)
 
 
 @dataclasses.dataclass
@@ -91,4 +95,5 @@ def optimize(fetches, feed: Optional[Iterable[Node]] = None, passes=DEFAULT_PASS
 
 __all__ = ["optimize", "run_passes", "Optimized", "DEFAULT_PASSES", "Program", "Builder", "rebuild",
            "compose", "SKIP", "eliminate_dead_nodes", "fold_constants", "eliminate_common_subexpressions",
-           "fuse_conv_bias_relu", "specialize_on_constants", "FOLD_LIMIT"]
+           "fuse_conv_bias_relu", "specialize_on_constants", "fuse_bias_gradients", "fuse_relu_masks",
+           "accumulate_in_place", "FOLD_LIMIT"]
