@@ -244,7 +244,7 @@ def conv_nodes(n, c, h, f, stride=1, **kw):
 
 
 @pytest.mark.parametrize("n, c, h, f, want", [
-    (32, 96, 28, 28, ("winograd", "winograd", "winograd")),   # Inception(3a)'s 3x3 at batch 32
+    (32, 96, 28, 128, ("winograd", "winograd", "winograd")),  # Inception(3a)'s 3x3 at batch 32
 ])
 def test_selector_picks_per_shape(n, c, h, f, want):
     got = tuple(selected(node, shapes) for node, shapes in conv_nodes(n, c, h, f))
