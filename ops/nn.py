@@ -213,13 +213,46 @@ class LocalResponseNorm(Op):
         return "LRN"
 
     def gradient(self, node, g):
+        return [apply(LocalResponseNormGrad(self.size, self.alpha, self.beta, self.k), [node.inputs[0], g])]
+
+    def gradient_expression(self, x, g):
+        """The input gradient as differentiable elementwise ops (what `LocalResponseNormGrad`
+        computes in one chunked pass): g * s**-beta - 2 alpha beta / size * x * W^T(g x s**(-beta-1))."""
         from .elementwise import log, square
-        x = node.inputs[0]
         before, after = self.window
         s = mul(channel_window_sum(square(x), before, after), self.alpha / self.size) + self.k
         s_pow = exp(mul(log(s), -self.beta))  # s ** -beta
         inner = channel_window_sum(g * x * s_pow / s, after, before)
-        return [g * s_pow - mul(x * inner, 2.0 * self.alpha * self.beta / self.size)]
+        return g * s_pow - mul(x * inner, 2.0 * self.alpha * self.beta / self.size)
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalResponseNormGrad(Op):
+    """x, g (N, C, H, W) -> the gradient of local_response_norm(x) (attributes as there) for the
+    output gradient g, in one pass over each chunk of the batch (see `lrn_kernels.lrn_backward`).
+    Its own gradient differentiates the same formula written as elementwise ops."""
+
+    kind: ClassVar[str] = "local_response_norm_grad"
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+
+    def infer(self, x: Spec, g: Spec) -> Spec:
+        check_float(x, g)
+        check_rank(x, 4, "input")
+        if len(g.shape) != 4 or any(a is not None and b is not None and a != b for a, b in zip(x.shape, g.shape)):
+            raise ShapeError(f"gradient {fmt(g.shape)} does not match the input {fmt(x.shape)}")
+        return x
+
+    def forward(self, xp, x, g):
+        return _lrn_grad_chunked(serial_runtime(xp), self, x, g)
+
+    def gradient(self, node, gg):
+        from minigraph.autodiff import gradients
+        x, g = node.inputs
+        expr = LocalResponseNorm(self.size, self.alpha, self.beta, self.k).gradient_expression(x, g)
+        return gradients(sum(expr * gg), [x, g])
 
 
 _MASK64 = (1 << 64) - 1
@@ -339,6 +372,13 @@ def _channel_window_sum_chunked(rt, op, x):
 def _lrn_chunked(rt, op, x):
     from .lrn_kernels import lrn_forward
     return lrn_forward(rt, x, op.size, op.alpha, op.beta, op.k)
+
+
+@register_kernel("local_response_norm_grad", "numpy", "chunked")
+@register_kernel("local_response_norm_grad", "cupy", "chunked")
+def _lrn_grad_chunked(rt, op, x, g):
+    from .lrn_kernels import lrn_backward
+    return lrn_backward(rt, x, g, op.size, op.alpha, op.beta, op.k)
 
 
 def channel_window_sum(x, before: int, after: int, name: Optional[str] = None):

@@ -39,6 +39,36 @@ def test_lrn_gradients_first_and_second_order(size):
     mg.testing.gradcheck(lambda a: ops.local_response_norm(a, size, alpha=0.7, beta=0.75, k=1.5), [x], order=2)
 
 
+def loop_lrn_grad(x, g, size, alpha, beta, k):
+    """gx[d] = sum_c g[c] dy[c]/dx[d], with dy[c]/dx[d] = [c == d] s_c**-beta
+    - 2 alpha beta / size * x[c] x[d] s_c**(-beta - 1) for d in window(c), one pixel at a time."""
+    n, ch, h, w = x.shape
+    out = np.zeros(x.shape)
+    for i in range(n):
+        for p in range(h):
+            for q in range(w):
+                v, gv = x[i, :, p, q].astype(float), g[i, :, p, q].astype(float)
+                for c in range(ch):
+                    win = [j for j in range(c - (size - 1) // 2, c - (size - 1) // 2 + size) if 0 <= j < ch]
+                    s = k + alpha / size * sum(v[j] ** 2 for j in win)
+                    out[i, c, p, q] += gv[c] * s ** -beta
+                    for d in win:
+                        out[i, d, p, q] -= gv[c] * 2 * alpha * beta / size * v[c] * v[d] * s ** (-beta - 1)
+    return out
+
+
+@pytest.mark.parametrize("size, alpha, beta, k", [(5, 1e-4, 0.75, 1.0), (4, 0.3, 0.5, 2.0), (1, 1.0, 1.0, 1.0)])
+def test_lrn_gradient_is_one_op_matching_loop(size, alpha, beta, k):
+    rng = np.random.default_rng(2)
+    x, g = rng.standard_normal((2, 7, 3, 4)) * 2, rng.standard_normal((2, 7, 3, 4))
+    with mg.Graph() as graph:
+        xn, gn = mg.placeholder(x.shape, "float64"), mg.placeholder(g.shape, "float64")
+        (gx,) = mg.gradients(ops.local_response_norm(xn, size, alpha, beta, k), [xn], grad_ys=[gn])
+    assert gx.kind == "local_response_norm_grad"
+    out = mg.Session(graph).run(gx, {xn: x, gn: g})
+    np.testing.assert_allclose(out, loop_lrn_grad(x, g, size, alpha, beta, k), rtol=1e-10, atol=1e-12)
+
+
 def test_channel_window_sum_and_its_mirrored_adjoint():
     x = np.random.default_rng(2).standard_normal((2, 5, 2, 2))
     _, out = run(lambda a: ops.channel_window_sum(a, 2, 1), x)
