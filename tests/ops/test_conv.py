@@ -361,3 +361,58 @@ def test_gradient_needs_static_spatial_size():
         assert y.shape == (None, 4, None, None)
         with pytest.raises(mg.ShapeError, match="static spatial"):
             mg.gradients(ops.sum(y), [x])
+
+
+# ---------------------------------------------------------------------------------
+# the variants the backward passes create (minigraph.passes.backward): a relu mask read as an
+# extra input, and the filter gradient packed with the bias gradient
+
+
+def masked_and_packed(algo_input, algo_filter, dtype="float64"):
+    from minigraph.ops.conv import Conv2DBackpropFilter, Conv2DBackpropInput
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    g = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
+    y = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
+    pads = ((1, 1), (1, 1))
+    bpi = Conv2DBackpropInput((7, 6), (1, 1), pads, (1, 1), algo_input, relu_mask=True)
+    bpf = Conv2DBackpropFilter((3, 3), (1, 1), pads, (1, 1), algo_filter, relu_mask=True, bias_gradient=True)
+    return bpi, bpf, x, w, g, y
+
+
+@pytest.mark.parametrize("algo_input, algo_filter", [("full_correlation", "gemm"), ("tap_scatter", "gemm"),
+                                                     ("winograd", "winograd")])
+def test_masked_and_packed_gradient_ops_match_the_ops_they_replace(algo_input, algo_filter, backend):
+    if algo_input == "winograd" and backend != "numpy":
+        pytest.skip("the Winograd kernels are registered for the CPU only")
+    bpi, bpf, x, w, g, y = masked_and_packed(algo_input, algo_filter)
+    masked = g * (y > 0)
+    with mg.Graph() as graph:
+        xn, wn, gn, yn = (mg.placeholder(v.shape, "float64") for v in (x, w, g, y))
+        dx = mg.apply(bpi, [gn, wn, yn])
+        packed = mg.apply(bpf, [xn, gn, yn])
+    assert dx.shape == x.shape and packed.shape == (4, 3 * 3 * 3 + 1)
+    got_dx, got_packed = mg.Session(graph).run([dx, packed], {xn: x, wn: w, gn: g, yn: y})
+    ref_dx, ref_dw = loop_conv_backward(x, w, masked, (1, 1), ((1, 1), (1, 1)), (1, 1))
+    np.testing.assert_allclose(got_dx, ref_dx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_packed[:, :-1].reshape(ref_dw.shape), ref_dw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_packed[:, -1], masked.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+
+
+def test_masked_and_packed_gradient_ops_differentiate_to_second_order():
+    bpi, bpf, x, w, g, y = masked_and_packed(None, None)
+    # the mask y > 0 is piecewise constant in y: differentiate in the other inputs
+    mg.testing.gradcheck(lambda gn, wn, yn: mg.apply(bpi, [gn, wn, yn]), [g, w, y], order=2, wrt=[0, 1])
+    mg.testing.gradcheck(lambda xn, gn, yn: mg.apply(bpf, [xn, gn, yn]), [x, g, y], order=2, wrt=[0, 1])
+
+
+def test_masked_ops_check_their_extra_input():
+    from minigraph.ops.conv import Conv2DBackpropInput
+    op = Conv2DBackpropInput((7, 6), (1, 1), ((1, 1), (1, 1)), (1, 1), relu_mask=True)
+    with mg.Graph():
+        g, w = mg.placeholder((2, 4, 7, 6)), mg.placeholder((4, 3, 3, 3))
+        with pytest.raises(mg.ShapeError, match=r"relu mask \(2, 4, 7, 5\) does not match the output gradient"):
+            mg.apply(op, [g, w, mg.placeholder((2, 4, 7, 5))])
+        with pytest.raises(mg.ShapeError, match="expected 3 inputs, got 2"):
+            mg.apply(op, [g, w])

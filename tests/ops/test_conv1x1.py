@@ -108,3 +108,28 @@ def test_a_none_channel_count_fed_unlike_the_weights_is_a_feed_error():
         sess.run(y, {x: np.ones((2, 4, 4, 4), "float32")})
     out = sess.run(y, {x: np.ones((2, 3, 4, 4), "float32")})  # a fitting feed: a channel sum
     np.testing.assert_array_equal(out, np.full((2, 5, 4, 4), 3.0, "float32"))
+
+
+# the variants the backward passes create: a relu-masked input, a packed filter+bias gradient
+
+
+def test_masked_conv1x1_and_packed_filter_gradient_match_loops():
+    from minigraph.ops.conv1x1 import Conv1x1, Conv1x1BackpropFilter
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 4, 5))
+    w, g = rng.standard_normal((4, 3)), rng.standard_normal((2, 4, 4, 5))
+    gy = rng.standard_normal((2, 4, 4, 5))
+    with mg.Graph() as graph:
+        xn, yn, wn, gn, gyn = (mg.placeholder(v.shape, "float64") for v in (x, y, w, g, gy))
+        out = mg.apply(Conv1x1(relu_mask=True), [xn, wn, yn])
+        packed = mg.apply(Conv1x1BackpropFilter(relu_mask=True, bias_gradient=True), [xn, gn, gyn])
+    got, got_packed = mg.Session(graph).run([out, packed], {xn: x, yn: y, wn: w, gn: g, gyn: gy})
+    np.testing.assert_allclose(got, loop_conv1x1(x * (y > 0), w, None), rtol=1e-12, atol=1e-12)
+    gm = g * (gy > 0)
+    ref_gw = np.einsum("nfhw,nchw->fc", gm, x)
+    assert got_packed.shape == (4, 4)
+    np.testing.assert_allclose(got_packed[:, :3], ref_gw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_packed[:, 3], gm.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    mg.testing.gradcheck(lambda a, b, c: mg.apply(Conv1x1(relu_mask=True), [a, b, c]), [x, w, y], order=2, wrt=[0, 1])
+    mg.testing.gradcheck(lambda a, b, c: mg.apply(Conv1x1BackpropFilter(relu_mask=True, bias_gradient=True), [a, b, c]),
+                         [x, g, gy], order=2, wrt=[0, 1])

@@ -149,3 +149,23 @@ def test_relu_grad_threaded_path_keeps_memory_order():
     out = kernels.relu_grad(mg.CpuRuntime(threads=2), g, y, split=True)
     assert out.strides == g.strides
     assert np.array_equal(out, loop_relu_grad(g, y))
+
+
+@pytest.mark.parametrize("shapes", [[(6, 5, 4, 3)] * 4, [(6, 5, 4, 3), (5, 1, 3), (6, 5, 4, 3)], [(7,)] * 2])
+def test_add_n_sums_in_chunks_in_any_memory_order(shapes, backend):
+    """The chunked add_n kernel (split over the batch on two threads here) against a plain sum,
+    with one input in channels-last memory and, where shapes differ, NumPy's broadcasting."""
+    if backend != "numpy":
+        pytest.skip("a CpuRuntime is for NumPy")
+    rng = np.random.default_rng(4)
+    values = [rng.standard_normal(s) for s in shapes]
+    if len(shapes[0]) == 4:
+        values[0] = np.ascontiguousarray(values[0].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    with mg.Graph() as g:
+        phs = [mg.placeholder(v.shape, "float64") for v in values]
+        s = ops.add_n(phs)
+    out = mg.Session(g, runtime=mg.CpuRuntime(threads=2, chunk_bytes=256)).run(s, dict(zip(phs, values)))
+    expected = values[0]
+    for v in values[1:]:
+        expected = expected + v
+    np.testing.assert_allclose(out, expected, rtol=1e-15, atol=1e-15)
