@@ -1,5 +1,5 @@
-"""GEMM against Winograd for every 3x3 stride-1 convolution of the benchmark's networks: the
-figures behind the kernel selector's rule (`ops.conv.select_winograd`).
+"""GEMM against Winograd for every 3x3 stride-1 convolution of the benchmark's networks (and a
+few probe shapes): the figures behind the kernel selector's rule (`ops.conv.select_winograd`).
 
     .venv/bin/python benchmarks/conv_algorithms.py                 # default runtime (all CPUs)
     .venv/bin/python benchmarks/conv_algorithms.py --threads 1     # one thread
@@ -44,6 +44,11 @@ LAYERS = [
     ("googlenet 5b", 8, 192, 7, 384),
     ("inception3a b32", 32, 96, 28, 128),
     ("naive-conv row", 4, 16, 28, 32),
+    # probes for the rule: other batches at the same spatial sizes, narrow channels
+    ("probe 28x28 b2", 2, 96, 28, 128),
+    ("probe 28x28 narrow b32", 32, 16, 28, 32),
+    ("probe 14x14 b32", 32, 128, 14, 256),
+    ("probe 7x7 b64", 64, 192, 7, 384),
 ]
 STEPS = ("forward", "backprop_input", "backprop_filter")
 KINDS = {"forward": "conv2d", "backprop_input": "conv2d_backprop_input", "backprop_filter": "conv2d_backprop_filter"}

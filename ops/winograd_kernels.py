@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import threading
 from fractions import Fraction
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -91,18 +91,35 @@ def toom_cook(points: Sequence[Fraction], m: int = M, r: int = R) -> Tuple[Matri
     return at, g, bt
 
 
+class Transforms(NamedTuple):
+    """The matrices of `POINTS` in one dtype. A tile transform L t L^T is one GEMM with the
+    Kronecker product L (x) L on the row-major flattened tiles (faster in BLAS than two GEMMs
+    with 6 rows each): `inputs` = B^T (x) B^T (36, 36), `outputs` = A^T (x) A^T (16, 36),
+    `output_grads` = A (x) A (36, 16), `filters` = G (x) G (36, 9)."""
+
+    at: np.ndarray
+    g: np.ndarray
+    bt: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+    output_grads: np.ndarray
+    filters: np.ndarray
+
+
 @functools.lru_cache(maxsize=None)
-def _host_matrices(dtype: str):
-    at, g, bt = toom_cook(POINTS)
-    out = tuple(np.array([[float(v) for v in row] for row in mat], dtype=dtype) for mat in (at, g, bt))
-    for mat in out:
-        mat.setflags(write=False)
+def _host_matrices(dtype: str) -> Transforms:
+    at, g, bt = (np.array([[float(v) for v in row] for row in mat]) for mat in toom_cook(POINTS))
+    mats = Transforms(at, g, bt, np.kron(bt, bt), np.kron(at, at), np.kron(at.T, at.T), np.kron(g, g))
+    out = Transforms(*(np.ascontiguousarray(m, dtype=dtype) for m in mats))
+    for m in out:
+        m.setflags(write=False)
     return out
 
 
-def matrices(xp, dtype):
-    """(A^T (4, 6), G (6, 3), B^T (6, 6)) of `POINTS` in `dtype`, on xp's device."""
-    return tuple(xp.asarray(mat) for mat in _host_matrices(np.dtype(dtype).str))
+def matrices(xp, dtype) -> Transforms:
+    """The `Transforms` of `POINTS` in `dtype`, on xp's device (A^T (4, 6), G (6, 3), B^T (6, 6)
+    and their Kronecker squares)."""
+    return Transforms(*(xp.asarray(m) for m in _host_matrices(np.dtype(dtype).str)))
 
 
 def fits(k_hw: Pair, stride: Pair, dilation: Pair) -> bool:
@@ -124,25 +141,23 @@ def tile_counts(out_hw: Pair) -> Pair:
 # transforms: each a pair of small GEMMs on a (6, 6, rest) or (4, 4, rest) array
 
 
-def _sandwich(xp, left, tiles):
-    """left @ t @ left^T for every tile of `tiles` (k, k, rest) -> (j, j, rest), left (j, k)."""
-    k, rest = tiles.shape[0], tiles.shape[2:]
-    size = int(np.prod(rest))
-    first = xp.matmul(left, tiles.reshape(k, k * size)).reshape(left.shape[0], k, size)
-    return xp.matmul(left, first).reshape((left.shape[0], left.shape[0]) + tuple(rest))
+def _apply(xp, kron, tiles):
+    """L t L^T for every k x k tile t of tiles (k, k, rest...), given kron = L (x) L (j*j, k*k)
+    -> (j*j, rest...): one GEMM."""
+    rest = tuple(tiles.shape[2:])
+    return xp.matmul(kron, tiles.reshape(kron.shape[1], -1)).reshape((kron.shape[0],) + rest)
 
 
-def filter_transform(xp, w, g_mat):
+def filter_transform(xp, w, tf: Transforms):
     """U = G w G^T for each filter: w (F, C, 3, 3) -> (36, C, F)."""
-    f, c = w.shape[:2]
     wt = xp.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (3, 3, C, F)
-    return _sandwich(xp, g_mat, wt).reshape(ALPHA * ALPHA, c, f)
+    return _apply(xp, tf.filters, wt)
 
 
-def filter_untransform(xp, du, g_mat):
+def filter_untransform(xp, du, tf: Transforms):
     """G^T dU G: the adjoint of `filter_transform`, (36, C, F) -> (F, C, 3, 3)."""
     c, f = du.shape[1:]
-    w = _sandwich(xp, g_mat.T, du.reshape(ALPHA, ALPHA, c, f))  # (3, 3, C, F)
+    w = _apply(xp, tf.filters.T, du.reshape(ALPHA, ALPHA, c, f)).reshape(R, R, c, f)
     return xp.ascontiguousarray(w.transpose(3, 2, 0, 1))
 
 
@@ -150,7 +165,11 @@ def _placed(xp, v, top_left: Pair, hw: Pair, mask=None):
     """Zeros (k, hw[0], hw[1], C) with the channels-last chunk v (k, H, W, C) placed at
     `top_left`; with `mask` (v's shape), v * (mask > 0) (the gradient through a fused ReLU)."""
     (t, l), (k, h, w, c) = top_left, v.shape
-    buf = xp.zeros((k, hw[0], hw[1], c), dtype=v.dtype)
+    buf = xp.empty((k, hw[0], hw[1], c), dtype=v.dtype)
+    buf[:, :t] = 0
+    buf[:, t + h:] = 0
+    buf[:, t:t + h, :l] = 0
+    buf[:, t:t + h, l + w:] = 0
     masked(xp, v, mask, out=buf[:, t:t + h, l:l + w])
     return buf
 
@@ -165,27 +184,26 @@ def _gather_tiles(xp, buf, tiles: Pair, size: int, step: int):
     return xp.ascontiguousarray(view).reshape(size, size, k * tiles[0] * tiles[1], c)
 
 
-def input_transform(xp, v, pads: Pads, tiles: Pair, bt, mask=None):
+def input_transform(xp, v, pads: Pads, tiles: Pair, tf: Transforms, mask=None):
     """V = B^T d B for every 6x6 input tile d of the chunk v (k, H, W, C) padded by `pads` and
     zeros up to whole tiles -> (36, T, C), T = k * tiles[0] * tiles[1] in (image, row, column)
     order; with `mask`, v * (mask > 0) is transformed."""
     hw = (M * tiles[0] + R - 1, M * tiles[1] + R - 1)
     d = _gather_tiles(xp, _placed(xp, v, (pads[0][0], pads[1][0]), hw, mask), tiles, ALPHA, M)
-    return _sandwich(xp, bt, d).reshape(ALPHA * ALPHA, d.shape[2], d.shape[3])
+    return _apply(xp, tf.inputs, d)
 
 
-def output_grad_transform(xp, gv, tiles: Pair, at, mask=None):
+def output_grad_transform(xp, gv, tiles: Pair, tf: Transforms, mask=None):
     """A dY A^T for every 4x4 tile dY of the output gradient chunk gv (k, OH, OW, F), zeros past
     its edge -> (36, T, F); with `mask`, dY * (mask > 0) is transformed."""
     d = _gather_tiles(xp, _placed(xp, gv, (0, 0), (M * tiles[0], M * tiles[1]), mask), tiles, M, M)
-    return _sandwich(xp, at.T, d).reshape(ALPHA * ALPHA, d.shape[2], d.shape[3])
+    return _apply(xp, tf.output_grads, d)
 
 
-def output_transform(xp, m_prod, at, k: int, tiles: Pair):
+def output_transform(xp, m_prod, tf: Transforms, k: int, tiles: Pair):
     """Y = A^T m A for every tile of the Winograd-domain product (36, T, F) -> (4, 4, k, th, tw, F)."""
     f = m_prod.shape[2]
-    y = _sandwich(xp, at, m_prod.reshape(ALPHA, ALPHA, -1, f))
-    return y.reshape(M, M, k, tiles[0], tiles[1], f)
+    return _apply(xp, tf.outputs, m_prod.reshape(ALPHA, ALPHA, -1, f)).reshape(M, M, k, tiles[0], tiles[1], f)
 
 
 def _untile(xp, out, y, out_hw: Pair) -> None:
@@ -206,11 +224,16 @@ def _untile(xp, out, y, out_hw: Pair) -> None:
 # the kernels
 
 
-def _per_chunk(rt, tiles: Pair, channels: int, itemsize: int) -> int:
-    """Images per chunk: the chunk's transformed tiles (36 x tiles x channels) about a third of
-    the runtime's chunk workspace, so input, product and output transforms stay in cache."""
-    per_image = ALPHA * ALPHA * tiles[0] * tiles[1] * channels * itemsize
-    return max(1, rt.chunk_bytes // (3 * per_image))
+def _per_chunk(rt, tiles: Pair, c: int, f: int, itemsize: int) -> int:
+    """Images per chunk. Two bounds: the chunk's transformed tiles (36 x tiles x channels) take
+    about a third of the runtime's chunk workspace, so transforms and product stay in cache; and
+    a chunk has at least C*F / (C + F) tiles, so that the 36 (C, F) matrices each chunk reads
+    (the transformed filters) or writes (the filter gradient's partial sums) are no larger than
+    its tiles: on small images with many channels (GoogLeNet's 7x7 layers) the second wins."""
+    per_image = tiles[0] * tiles[1]
+    by_cache = rt.chunk_bytes // (3 * ALPHA * ALPHA * per_image * max(c, f) * itemsize)
+    by_filters = -(-(c * f) // ((c + f) * per_image))
+    return max(1, by_cache, by_filters)
 
 
 def conv2d_forward(rt, x, w, pads: Pads, b=None, relu: bool = False, x_mask=None):
@@ -222,17 +245,17 @@ def conv2d_forward(rt, x, w, pads: Pads, b=None, relu: bool = False, x_mask=None
     n, c, h, wd = x.shape
     f = w.shape[0]
     dtype = xp.result_type(x, w)
-    at, g_mat, bt = matrices(xp, dtype)
+    tf = matrices(xp, dtype)
     out_hw = (h + sum(pads[0]) - R + 1, wd + sum(pads[1]) - R + 1)
     tiles = tile_counts(out_hw)
-    u = filter_transform(xp, w.astype(dtype, copy=False), g_mat)
+    u = filter_transform(xp, w.astype(dtype, copy=False), tf)
     v = cl(x)
     mv = None if x_mask is None else cl(x_mask)
     out = xp.empty((n,) + out_hw + (f,), dtype=dtype)
 
     def part(a, z):
-        vt = input_transform(xp, v[a:z], pads, tiles, bt, None if mv is None else mv[a:z])
-        y = output_transform(xp, xp.matmul(vt, u), at, z - a, tiles)
+        vt = input_transform(xp, v[a:z], pads, tiles, tf, None if mv is None else mv[a:z])
+        y = output_transform(xp, xp.matmul(vt, u), tf, z - a, tiles)
         if b is not None:
             y += b
         if relu:
@@ -240,7 +263,7 @@ def conv2d_forward(rt, x, w, pads: Pads, b=None, relu: bool = False, x_mask=None
         _untile(xp, out[a:z], y, out_hw)
 
     flops = 2.0 * ALPHA * ALPHA * n * tiles[0] * tiles[1] * c * f
-    rt.run_chunks(part, n, _per_chunk(rt, tiles, max(c, f), x.itemsize), flops=flops)
+    rt.run_chunks(part, n, _per_chunk(rt, tiles, c, f, x.itemsize), flops=flops)
     return nchw(out)
 
 
@@ -293,7 +316,7 @@ def conv2d_backprop_filter(rt, x, g, pads: Pads, g_mask=None, with_bias: bool = 
     n, c = x.shape[:2]
     f = g.shape[1]
     dtype = xp.result_type(x, g)
-    at, g_mat, bt = matrices(xp, dtype)
+    tf = matrices(xp, dtype)
     out_hw = tuple(g.shape[2:])
     tiles = tile_counts(out_hw)
     v, gv = cl(x), cl(g)
@@ -302,16 +325,16 @@ def conv2d_backprop_filter(rt, x, g, pads: Pads, g_mask=None, with_bias: bool = 
     sums, bias_sums = _ThreadSums(), _ThreadSums()
 
     def part(a, z):
-        vt = input_transform(xp, v[a:z], pads, tiles, bt)
-        gt = output_grad_transform(xp, gv[a:z], tiles, at, None if mv is None else mv[a:z])
+        vt = input_transform(xp, v[a:z], pads, tiles, tf)
+        gt = output_grad_transform(xp, gv[a:z], tiles, tf, None if mv is None else mv[a:z])
         sums.add(xp, xp.matmul(vt.transpose(0, 2, 1), gt))
         if with_bias:
             bias_sums.add(xp, gt[ones].sum(axis=0))
 
     flops = 2.0 * ALPHA * ALPHA * n * tiles[0] * tiles[1] * c * f
-    rt.run_chunks(part, n, _per_chunk(rt, tiles, max(c, f), x.itemsize), flops=flops)
+    rt.run_chunks(part, n, _per_chunk(rt, tiles, c, f, x.itemsize), flops=flops)
     if n == 0:
         gw = xp.zeros((f, c, R, R), dtype=dtype)
         return (gw, xp.zeros(f, dtype=dtype)) if with_bias else gw
-    gw = filter_untransform(xp, sums.total(), g_mat)
+    gw = filter_untransform(xp, sums.total(), tf)
     return (gw, bias_sums.total()) if with_bias else gw

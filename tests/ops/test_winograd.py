@@ -126,12 +126,17 @@ def test_toom_cook_needs_distinct_points():
         wk.toom_cook((0, 1, 1, 2, -2))
 
 
-def test_float_matrices_are_the_exact_ones_rounded():
-    at, g, bt = wk.matrices(np, np.float32)
-    exact = wk.toom_cook(wk.POINTS)
-    for got, want in zip((at, g, bt), exact):
+def test_float_matrices_are_the_exact_ones_rounded_and_their_kronecker_squares():
+    tf = wk.matrices(np, np.float32)
+    exact = [np.array([[float(v) for v in row] for row in m]) for m in wk.toom_cook(wk.POINTS)]
+    for got, want in zip((tf.at, tf.g, tf.bt), exact):
         assert got.dtype == np.float32
-        np.testing.assert_array_equal(got, np.array([[float(v) for v in row] for row in want], np.float32))
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+    at, g, bt = exact
+    rng = np.random.default_rng(0)
+    for kron, left, k in [(tf.inputs, bt, 6), (tf.outputs, at, 6), (tf.output_grads, at.T, 4), (tf.filters, g, 3)]:
+        t = rng.standard_normal((k, k))  # one tile: L t L^T, flattened row by row
+        np.testing.assert_allclose(kron @ t.reshape(-1), (left @ t @ left.T).reshape(-1), rtol=1e-6, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------
@@ -243,8 +248,19 @@ def conv_nodes(n, c, h, f, stride=1, **kw):
     return [(y, (x.shape, w.shape)), (gx, (g_shape, w.shape)), (gw, (x.shape, g_shape))]
 
 
+W3, G3 = ("winograd",) * 3, ("gemm", "full_correlation", "gemm")
+
+
 @pytest.mark.parametrize("n, c, h, f, want", [
-    (32, 96, 28, 128, ("winograd", "winograd", "winograd")),  # Inception(3a)'s 3x3 at batch 32
+    (32, 96, 28, 128, W3),   # Inception(3a)'s 3x3 at batch 32: 1568 tiles
+    (8, 64, 56, 192, W3),    # GoogLeNet conv2 at batch 8
+    (8, 96, 28, 128, W3),    # GoogLeNet 3a at batch 8: 392 tiles
+    (8, 160, 14, 320, ("gemm", "tap_scatter", "gemm")),  # GoogLeNet 4e at batch 8: 128 tiles
+    (8, 192, 7, 384, ("gemm", "tap_scatter", "gemm")),   # GoogLeNet 5b at batch 8: 32 tiles
+    (32, 128, 14, 256, W3),  # 14x14 at batch 32: 512 tiles
+    (64, 192, 7, 384, W3),   # 7x7 at batch 64: 256 tiles
+    (32, 16, 28, 32, G3),    # 16 channels in: too narrow
+    (4, 16, 28, 32, G3),     # the naive-conv row's conv
 ])
 def test_selector_picks_per_shape(n, c, h, f, want):
     got = tuple(selected(node, shapes) for node, shapes in conv_nodes(n, c, h, f))
