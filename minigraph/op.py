@@ -34,8 +34,9 @@ kind elsewhere:
                   activation after it (`with_bias`, `with_activation`); which activation it is
     fusable_mask  for the backward passes: the gradient mask this op applies ('relu' for
                   relu_grad(g, y) = g * (y > 0)), which readers may apply themselves
-                  (`with_relu_mask`); `summed_channels`, `with_bias_gradient` and
-                  `with_input_reused` likewise (see `minigraph.passes.backward`)
+                  (`with_relu_mask`); `summed_channels`, `with_bias_gradient`,
+                  `with_input_reused` and `with_accumulator` likewise (see
+                  `minigraph.passes.backward`)
     role          how diagrams and summaries read it: compute, activation (joins its
                   producer's box), bias (a bias add), reshape (joins its consumer's box),
                   identity, helper (drawn and counted as part of its consumer), param
@@ -221,6 +222,12 @@ class Op:
     def with_input_reused(self) -> Optional["Op"]:
         """This op writing its result into its first input's buffer (the backward pass proves
         nothing reads that buffer afterwards), or None when it cannot."""
+        return None
+
+    def with_accumulator(self) -> Optional["Op"]:
+        """This op adding its result to an extra last input, written into that input's buffer
+        (the backward pass proves nothing reads it afterwards): a gradient sum accumulated
+        where it is produced. None when it cannot."""
         return None
 
 

@@ -34,9 +34,12 @@ def _check_weights(w: Spec) -> None:
 @dataclasses.dataclass(frozen=True)
 class Conv1x1(Op):
     """x (N, C, H, W), w (F, C) or (F, C, 1, 1) [+ b (F,)] -> (N, F, H, W), then `activation`
-    ('relu' or None; the fusion pass sets it, see `minigraph.passes.fusion`). With `relu_mask`
-    (set by `minigraph.passes.backward` where this conv is an input gradient): x * (y > 0) in
-    place of x, y (x's shape) read as the last input."""
+    ('relu' or None; the fusion pass sets it, see `minigraph.passes.fusion`). Set by
+    `minigraph.passes.backward` where this conv is an input gradient: with `relu_mask`, x * (y > 0)
+    in place of x, y (x's shape) read after the bias; with `accumulate`, the result is added to
+    a last input (the running sum of a gradient), in that input's buffer: the pass sets it only
+    where that buffer is the op's to overwrite (applied by hand to a value someone else holds,
+    such as a fed array, it would overwrite it)."""
 
     kind: ClassVar[str] = "conv1x1"
     uses_blas: ClassVar[bool] = True
@@ -44,15 +47,17 @@ class Conv1x1(Op):
     fuses_epilogue: ClassVar[bool] = True
     activation: Optional[str] = None
     relu_mask: bool = False
+    accumulate: bool = False
 
     def infer(self, x: Spec, w: Spec, *extra: Spec) -> Spec:
         check_rank(x, 4, "input")
         _check_weights(w)
-        bias, mask = grad_fusion.split_mask(self, extra)
+        wanted = int(self.relu_mask) + int(self.accumulate)
+        if not wanted <= len(extra) <= wanted + 1:
+            raise ShapeError(f"conv1x1 takes x, w, an optional bias{', a relu mask' * self.relu_mask}"
+                             f"{' and an accumulator' * self.accumulate}, got {2 + len(extra)} inputs")
+        bias, mask, acc = grad_fusion.split_trailing(self, extra)
         check_float(x, w, *bias)
-        if len(bias) > 1 or (self.relu_mask and not extra):
-            raise ShapeError(f"conv1x1 takes x, w, an optional bias{' and a relu mask' if self.relu_mask else ''}, "
-                             f"got {2 + len(extra)} inputs")
         if mask is not None:
             grad_fusion.check_mask(x, mask, "input")
         if 0 in (x.shape[1], w.shape[0], w.shape[1]):
@@ -65,24 +70,30 @@ class Conv1x1(Op):
                              f"{fmt(w.shape)} expect {w.shape[1]}")
         if bias:
             _check_bias(bias[0], w)
-        return Spec((x.shape[0], w.shape[0]) + tuple(x.shape[2:]), x.dtype)
+        out = Spec((x.shape[0], w.shape[0]) + tuple(x.shape[2:]), x.dtype)
+        if acc is not None:
+            grad_fusion.check_mask(out, acc, "result")  # the same shape and dtype
+        return out
 
     def forward(self, xp, x, w, *extra):
         return _conv1x1_gemm(serial_runtime(xp), self, x, w, *extra)
 
     def gradient(self, node, g):
         w = node.inputs[1]
-        x = grad_fusion.masked_input(node, 0)
-        bias, _ = grad_fusion.split_mask(self, node.inputs[2:])
+        bias, _, acc = grad_fusion.split_trailing(self, node.inputs[2:])
+        x = node.inputs[0] if not self.relu_mask else relu_grad(node.inputs[0], node.inputs[2 + len(bias)])
+        g_acc = g  # the accumulator's gradient: the sum passes g through unchanged
         if self.activation == "relu":
             g = relu_grad(g, node)
         w2 = _as_matrix(w)
         gw = conv1x1_backprop_filter(x, g)
-        grads = [grad_fusion.through_mask(node, conv1x1(g, transpose(w2))),
-                 gw if w.ndim == 2 else reshape_like(gw, w)]
+        gx = conv1x1(g, transpose(w2))
+        if self.relu_mask:
+            gx = relu_grad(gx, node.inputs[2 + len(bias)])
+        grads = [gx, gw if w.ndim == 2 else reshape_like(gw, w)]
         if bias:
             grads.append(reduce_sum(g, axis=(0, 2, 3)))
-        return grads + [None] * self.relu_mask
+        return grads + [None] * self.relu_mask + [g_acc] * self.accumulate
 
     def cost(self, node) -> Cost:
         """params: elements of w and b; macs: output elements x C (batch None counts as 1);
@@ -96,13 +107,20 @@ class Conv1x1(Op):
                     unshared_params(params, node.shape))
 
     def with_bias(self, node, bias):
-        return None if self.relu_mask else epilogue_bias(self, node, bias)
+        return None if self.relu_mask or self.accumulate else epilogue_bias(self, node, bias)
 
     def with_activation(self, name):
         return dataclasses.replace(self, activation=name) if self.activation is None and name == "relu" else None
 
     def with_relu_mask(self, index):
-        return dataclasses.replace(self, relu_mask=True) if grad_fusion.mask_index_ok(self, index, 0) else None
+        if self.accumulate or not grad_fusion.mask_index_ok(self, index, 0):
+            return None
+        return dataclasses.replace(self, relu_mask=True)
+
+    def with_accumulator(self):
+        if self.accumulate or self.activation is not None:
+            return None
+        return dataclasses.replace(self, accumulate=True)
 
     def activation_name(self):
         return ACTIVATION_NAMES.get(self.activation)
@@ -170,8 +188,9 @@ class Conv1x1BackpropFilter(Op):
 @register_kernel("conv1x1", "numpy", "gemm")
 @register_kernel("conv1x1", "cupy", "gemm")
 def _conv1x1_gemm(rt, op, x, w, *extra):
-    bias, mask = grad_fusion.split_mask(op, extra)
-    return conv_kernels.conv1x1_forward(rt, x, w, bias[0] if bias else None, op.activation == "relu", x_mask=mask)
+    bias, mask, acc = grad_fusion.split_trailing(op, extra)
+    return conv_kernels.conv1x1_forward(rt, x, w, bias[0] if bias else None, op.activation == "relu",
+                                        x_mask=mask, into=acc)
 
 
 @register_kernel("conv1x1_backprop_filter", "numpy", "gemm")

@@ -6,7 +6,7 @@ Convolutions are im2col + one GEMM per chunk of the batch, split by `rt.run_chun
 """
 from __future__ import annotations
 
-from .kernels import (Pads, Pair, cl, conv_out_hw, im2col_nhwc, image_mats, is_zero_padding,
+from .kernels import (Pads, Pair, cl, conv_out_hw, has_rows, im2col_nhwc, image_mats, is_zero_padding,
                       masked_rows, nchw, pad_nhwc, rows, tap_nhwc)
 
 
@@ -147,20 +147,31 @@ def sum_parts(xp, parts, shape, dtype):
     return total
 
 
-def conv1x1_forward(rt, x, w, b=None, relu: bool = False, x_mask=None):
+def conv1x1_forward(rt, x, w, b=None, relu: bool = False, x_mask=None, into=None):
     """out[n, f] = b[f] + sum_c w[f, c] x[n, c]: x (N, C, H, W), w (F, C) -> (N, F, H, W),
     one GEMM (rows, C) @ (C, F) per chunk of the batch (channels-last memory); with `relu`,
-    max(out, 0); with `x_mask`, x * (x_mask > 0) is used (a fused relu gradient)."""
+    max(out, 0); with `x_mask`, x * (x_mask > 0) is used (a fused relu gradient). With `into`
+    (N, F, H, W), returns into + out, written into `into`'s buffer when its memory is
+    channels-last rows (the caller owns it), each chunk's product added while in cache."""
     xp = rt.xp
     n, c, h, wd = x.shape
     f = w.shape[0]
     wt = w.reshape(f, c).T
-    out = xp.empty((n, h, wd, f), dtype=xp.result_type(x, w))
+    dtype = xp.result_type(x, w)
+    if into is not None and has_rows(cl(into)) and into.dtype == dtype and getattr(into.flags, "writeable", True):
+        out = cl(into)
+    else:
+        out = xp.empty((n, h, wd, f), dtype=dtype)
+        if into is not None:
+            out[...] = cl(into)
 
     def part(a, z):
         for s, e, m in image_mats(xp, x, a, z, x_mask):
             o = rows(out[s:e])
-            xp.matmul(m, wt, out=o)
+            if into is None:
+                xp.matmul(m, wt, out=o)
+            else:
+                o += xp.matmul(m, wt)
             _bias_relu(xp, o, b, relu)
 
     rt.run_chunks(part, n, rt.per_chunk(h * wd * max(c, f) * x.itemsize * 2), flops=2.0 * out.size * c)

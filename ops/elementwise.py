@@ -121,7 +121,8 @@ class Div(Binary):
 class AddN(Op):
     """The sum of several same-shaped tensors (autodiff's accumulator). With `in_place` (set by
     `minigraph.passes.backward` when nothing else reads the first input), the sum is written
-    into the first input's buffer when it has the result's shape and dtype."""
+    into the first input's buffer when it has the result's shape and dtype (so never set it by
+    hand on a value someone else holds, such as a fed array)."""
 
     kind: ClassVar[str] = "add_n"
     in_place: bool = False

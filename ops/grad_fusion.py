@@ -3,6 +3,8 @@ the memory-bound tail of a gradient graph:
 
 - a relu mask: an op with `relu_mask=True` reads, in place of one input g, g * (y > 0), with
   relu's output y as its last input (a `relu_grad` folded into its reader);
+- an accumulator: an op with `accumulate=True` adds its result to its last input, in that
+  input's buffer (a gradient sum built where each term is produced, not by an add_n);
 - a bias gradient: a filter-gradient op with `bias_gradient=True` also sums its output gradient
   over batch and space; its result packs both, (F, K + 1): the filter gradient flattened to
   (F, K) and the bias gradient as the last column. `unpack` gives the two as graph nodes.
@@ -23,6 +25,16 @@ def split_mask(op, extra: Sequence) -> Tuple[Sequence, Optional[object]]:
     if getattr(op, "relu_mask", False):
         return extra[:-1], extra[-1]
     return extra, None
+
+
+def split_trailing(op, extra: Sequence):
+    """(bias inputs, relu mask or None, accumulator or None) of an op's inputs after (x, w):
+    in that order, each present when the op says so (`relu_mask`, `accumulate`)."""
+    acc = None
+    if getattr(op, "accumulate", False):
+        extra, acc = extra[:-1], extra[-1]
+    bias, mask = split_mask(op, extra)
+    return bias, mask, acc
 
 
 def check_mask(masked: Spec, y: Spec, what: str = "output gradient") -> None:
@@ -82,5 +94,5 @@ def mask_index_ok(op, index: int, g_index: int) -> bool:
     return index == g_index and not getattr(op, "relu_mask", False)
 
 
-__all__ = ["split_mask", "check_mask", "packed_spec", "masked_input", "through_mask", "unpack", "unpack_ops", "pack",
+__all__ = ["split_mask", "split_trailing", "check_mask", "packed_spec", "masked_input", "through_mask", "unpack", "unpack_ops", "pack",
            "mask_index_ok"]

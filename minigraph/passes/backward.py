@@ -14,7 +14,9 @@ are in cache:
   extra input.
 - `accumulate_in_place`: an add_n (`op.with_input_reused`) writes into its first input when
   nothing else reads that value and it is a buffer of its own: not fed, not fetched, produced
-  by an op that returns fresh memory (not a view, not session state).
+  by an op that returns fresh memory (not a view, not session state). Terms made by ops that
+  can add into an accumulator (`op.with_accumulator`: the 1x1 convs of an input gradient) are
+  computed straight into that buffer instead of into buffers of their own.
 
 Each keeps the values of the program (up to float rounding: sums in another order).
 """
@@ -115,28 +117,49 @@ def fuse_relu_masks(prog: Program):
     return rebuild(prog, rule)
 
 
+def _owned(node: Node, reader: Node, readers, outputs, fed) -> bool:
+    """Whether `node`'s value is a buffer of its own that only `reader` reads (once): not fed, not
+    fetched, not session state or a view of another value, not a leaf."""
+    op = node.op
+    return (node not in fed and node not in outputs and node.inputs and not op.view and not op.returns_state
+            and not op.feedable and readers.get(node) == [reader] and reader.inputs.count(node) == 1)
+
+
 def accumulate_in_place(prog: Program):
-    """Let each add_n write into its first input where that buffer is its own to reuse."""
+    """Let each add_n accumulate in its first input's buffer where that buffer is its own; terms
+    produced by ops that can add into an accumulator (`with_accumulator`) are then computed
+    straight into it, one after the other, and the add_n keeps only the other terms (or goes)."""
     readers, outputs, fed = _live_readers(prog)
-    chosen: List[Node] = []
+    plans: Dict[Node, tuple] = {}  # add_n -> (first input, accumulating terms, other terms)
     for node in prog.nodes:
         if node in fed or node.op.with_input_reused() is None or not node.inputs:
             continue
         first = node.inputs[0]
-        op = first.op
-        if (first in fed or first in outputs or op.view or op.returns_state or op.feedable or not first.inputs
-                or readers.get(first) != [node] or node.inputs.count(first) != 1
-                or first.shape != node.shape or first.dtype != node.dtype):  # the kernel checks run-time shapes
-            continue
-        chosen.append(node)
-    if not chosen:
+        if not _owned(first, node, readers, outputs, fed) or first.shape != node.shape or first.dtype != node.dtype:
+            continue  # (the kernels check run-time shapes; the static ones must already agree)
+        chained, rest = [], []
+        for x in node.inputs[1:]:
+            ok = (x is not first and _owned(x, node, readers, outputs, fed) and x.op.with_accumulator() is not None
+                  and x.shape == node.shape and x.dtype == node.dtype)
+            (chained if ok else rest).append(x)
+        plans[node] = (first, chained, rest)
+    if not plans:
         return prog, None
-    targets = set(chosen)
+    skipped = {x for _, chained, _ in plans.values() for x in chained}
 
     def rule(node, mapping, b):
-        if node not in targets:
+        if node in skipped:
+            return SKIP
+        plan = plans.get(node)
+        if plan is None:
             return None
-        return b.add(node.op.with_input_reused(), [mapping[x] for x in node.inputs], node.name)
+        first, chained, rest = plan
+        acc = mapping[first]
+        for x in chained:  # each term added into the running sum as it is computed
+            acc = b.add(x.op.with_accumulator(), [mapping[i] for i in x.inputs] + [acc], x.name)
+        if not rest:
+            return acc
+        return b.add(node.op.with_input_reused(), [acc] + [mapping[x] for x in rest], node.name)
 
     return rebuild(prog, rule)
 

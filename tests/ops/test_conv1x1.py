@@ -133,3 +133,29 @@ def test_masked_conv1x1_and_packed_filter_gradient_match_loops():
     mg.testing.gradcheck(lambda a, b, c: mg.apply(Conv1x1(relu_mask=True), [a, b, c]), [x, w, y], order=2, wrt=[0, 1])
     mg.testing.gradcheck(lambda a, b, c: mg.apply(Conv1x1BackpropFilter(relu_mask=True, bias_gradient=True), [a, b, c]),
                          [x, g, gy], order=2, wrt=[0, 1])
+
+
+def test_accumulating_conv1x1_adds_into_its_last_input():
+    """The accumulator is the op's to overwrite (the backward pass proves it): here a fresh
+    product, never a fed array."""
+    from minigraph.ops.conv1x1 import Conv1x1
+    rng = np.random.default_rng(7)
+    x, y, w = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((4, 3))
+    acc = rng.standard_normal((2, 4, 4, 5))
+    acc_cl = np.ascontiguousarray(acc.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last memory
+    for op, inputs, ref in [
+        (Conv1x1(accumulate=True), [x, w, acc], acc + loop_conv1x1(x, w, None)),
+        (Conv1x1(relu_mask=True, accumulate=True), [x, w, y, acc_cl], acc + loop_conv1x1(x * (y > 0), w, None)),
+    ]:
+        def build(*a, op=op):
+            return mg.apply(op, list(a[:-1]) + [ops.mul(a[-1], 1.0)])
+        fed = [v.copy() for v in inputs]
+        _, out = run(build, *inputs)
+        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+        assert all(np.array_equal(a, b) for a, b in zip(fed, inputs))
+        mask_at = [2] if op.relu_mask else []
+        mg.testing.gradcheck(build, inputs, order=2, wrt=[i for i in range(len(inputs)) if i not in mask_at])
+    with mg.Graph():
+        with pytest.raises(mg.ShapeError, match="relu mask"):
+            mg.apply(Conv1x1(accumulate=True), [mg.placeholder((2, 3, 4, 5)), mg.placeholder((4, 3)),
+                                                mg.placeholder((2, 4, 4, 6))])

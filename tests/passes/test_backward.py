@@ -52,6 +52,10 @@ def test_training_graph_loses_every_relu_grad_and_bias_sum_and_keeps_its_values(
     assert len(packed) == 6 and all(n.op.relu_mask for n in packed)
     assert Counter(n.kind for n in masked) == {"conv1x1_backprop_filter": 4, "conv2d_backprop_filter": 2,
                                               "conv2d_backprop_input": 2, "conv1x1": 4}
+    # the input gradient: the max-pool branch's term, and the three 1x1 convs reading the
+    # module's input each adding into it (no add_n, no buffers of their own)
+    assert before["add_n"] == 1 and after["add_n"] == 0
+    assert sum(1 for n in opt.graph.nodes if getattr(n.op, "accumulate", False)) == 3
     fused, plain = run_both(g, fetches, {x: xv}, values)
     for a, b in zip(fused, plain):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
