@@ -55,6 +55,7 @@ class Runtime:
     threads = 1
     chunk_bytes = 6 << 20  # workspace per chunk (an im2col matrix): a few MiB, to stay in cache
     threaded_elements = 1 << 22  # memory-bound elementwise work below this runs whole, unsplit
+    fuses_backward = False  # its kernels take the fused variants of `minigraph.passes.backward`
 
     def run_chunks(self, fn: Callable[[int, int], object], n: int, per_chunk: int, flops: float = 0) -> list:
         raise NotImplementedError
@@ -161,6 +162,7 @@ class CpuRuntime(Runtime):
 
     name = "cpu"
     xp = np
+    fuses_backward = True  # the masks, bias sums and accumulators are applied in each chunk
 
     def __init__(self, threads: Optional[int] = None, chunk_bytes: int = 6 << 20,
                  parallel_flops: float = 40e6, threaded_elements: int = 1 << 22):

@@ -256,7 +256,7 @@ class Session:
         if not self.optimize:
             return Plan(fetches, fed, {}, self.backend.name, self.algorithms)
         from .passes import run_passes
-        opt = run_passes(fetches, fed)
+        opt = run_passes(fetches, fed, backward=self.runtime.fuses_backward)
         origin = {new: old for old, new in opt.mapping.items() if not old.inputs or old in fed}
         return Plan(opt.outputs, opt.fed, origin, self.backend.name, self.algorithms,
                     feed_keys=[origin[n] for n in opt.fed])

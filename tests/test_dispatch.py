@@ -110,7 +110,8 @@ def test_conv_input_gradient_algorithm_by_shape_and_both_agree(c, f, stride, exp
     assert expected in chosen
     for algo in dispatch.algorithms("conv2d_backprop_input", "numpy"):
         other = mg.Session(g, algorithms={"conv2d_backprop_input": algo}).run(gx, {x: x0})
-        np.testing.assert_allclose(other, got, rtol=1e-4, atol=1e-4)
+        # Winograd's float32 error is bounded relative to the largest magnitude, not per element
+        np.testing.assert_allclose(other, got, rtol=1e-4, atol=1e-5 * np.abs(got).max())
 
 
 def test_concat_and_relu_grad_and_matmul_kernels_by_shape():

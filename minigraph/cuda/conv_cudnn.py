@@ -262,7 +262,13 @@ def conv_backprop_filter(rt, x, g, attrs: dict, fallback):
 
 
 def _score(op, shapes, rt):
-    return 3.0 if status.cudnn_enabled() else None
+    return 3.0 if status.cudnn_enabled() and not _fused_variant(op) else None
+
+
+def _fused_variant(op) -> bool:
+    """Whether `op` is a variant made by the CPU's backward passes (a relu mask input, a packed
+    bias gradient, an accumulator): the generic kernels run those."""
+    return any(getattr(op, name, False) for name in ("relu_mask", "bias_gradient", "accumulate"))
 
 
 def _geometry(op) -> dict:

@@ -15,7 +15,8 @@ need, so the user's graph is never changed:
 - `eliminate_common_subexpressions`: equal ops on equal inputs merged;
 - `fuse_conv_bias_relu`: conv/1x1 conv + bias add + ReLU as one node (`activation="relu"`);
 - `fuse_bias_gradients`, `fuse_relu_masks`, `accumulate_in_place` (`backward.py`): a gradient
-  graph's bias sums, relu_grad masks and add_n copies folded into the kernels that read them.
+  graph's bias sums, relu_grad masks and add_n copies folded into the kernels that read them
+  (where the runtime's kernels implement them: `passes_for`).
 
 Sessions optimize every plan by default (`mg.Session(g, optimize=False)` turns it off).
 """
@@ -39,8 +40,18 @@ def eliminate_dead_nodes(prog: Program):
     return rebuild(prog)
 
 
-DEFAULT_PASSES = (fold_constants, specialize_on_constants, eliminate_common_subexpressions, fuse_conv_bias_relu,
-                  fuse_bias_gradients, fuse_relu_masks, accumulate_in_place)
+GENERIC_PASSES = (fold_constants, specialize_on_constants, eliminate_common_subexpressions, fuse_conv_bias_relu)
+# The backward fusions make op variants (a relu mask read as an extra input, a filter gradient
+# packed with its bias gradient, accumulators) that the CPU kernels apply in each cache-sized
+# chunk; a device runtime's library kernels (cuDNN) take the plain ops (`Runtime.fuses_backward`).
+BACKWARD_PASSES = (fuse_bias_gradients, fuse_relu_masks, accumulate_in_place)
+DEFAULT_PASSES = GENERIC_PASSES + BACKWARD_PASSES
+
+
+def passes_for(backward: bool = True) -> tuple:
+    """The passes a session runs: all of them when its runtime's kernels take the backward
+    fusions (`Runtime.fuses_backward`, the CPU's), else the generic ones."""
+    return DEFAULT_PASSES if backward else GENERIC_PASSES
 
 
 @dataclasses.dataclass
@@ -57,9 +68,10 @@ class Optimized:
         return f"<Optimized {len(self.graph)} nodes, outputs {[o.name for o in self.outputs]}>"
 
 
-def run_passes(fetches: Sequence[Node], fed: Iterable[Node] = (), passes=DEFAULT_PASSES) -> Optimized:
+def run_passes(fetches: Sequence[Node], fed: Iterable[Node] = (), passes=None, backward: bool = True) -> Optimized:
     """`fetches` and what they need, copied into a new graph with `fed` nodes as placeholders,
-    then rewritten by each pass in turn."""
+    then rewritten by each pass in turn (default: `passes_for(backward)`)."""
+    passes = passes_for(backward) if passes is None else passes
     fetches = list(fetches)
     prog, mapping = eliminate_dead_nodes(Program(fetches[0].graph, fetches, list(fed)))
     changed = False
@@ -73,10 +85,12 @@ def run_passes(fetches: Sequence[Node], fed: Iterable[Node] = (), passes=DEFAULT
     return Optimized(prog.graph, prog.outputs, prog.fed, mapping)
 
 
-def optimize(fetches, feed: Optional[Iterable[Node]] = None, passes=DEFAULT_PASSES) -> Optimized:
+def optimize(fetches, feed: Optional[Iterable[Node]] = None, passes=None, backward: bool = True) -> Optimized:
     """What a session runs for `fetches` (a node or a list of nodes): the optimised graph and
-    the mapping from each original node to its counterpart. `feed` names the placeholders
-    that would be fed (a placeholder with a default that is not fed is folded to its default)."""
+    the mapping from each original node to its counterpart. `feed` names the placeholders that
+    would be fed (a placeholder with a default that is not fed is folded to its default);
+    `backward=False` leaves out the backward fusions, as a device session does; `passes`
+    overrides both (see `passes_for`)."""
     from minigraph.errors import GraphError
 
     outs = [fetches] if isinstance(fetches, Node) else list(fetches)
@@ -90,10 +104,11 @@ def optimize(fetches, feed: Optional[Iterable[Node]] = None, passes=DEFAULT_PASS
     for n in fed:
         if not n.op.feedable:
             raise GraphError(f"optimize: {n.name!r} cannot be fed (it is a {n.kind})")
-    return run_passes(outs, fed, passes)
+    return run_passes(outs, fed, passes, backward)
 
 
-__all__ = ["optimize", "run_passes", "Optimized", "DEFAULT_PASSES", "Program", "Builder", "rebuild",
+__all__ = ["optimize", "run_passes", "passes_for", "Optimized", "DEFAULT_PASSES", "GENERIC_PASSES",
+           "BACKWARD_PASSES", "Program", "Builder", "rebuild",
            "compose", "SKIP", "eliminate_dead_nodes", "fold_constants", "eliminate_common_subexpressions",
            "fuse_conv_bias_relu", "specialize_on_constants", "fuse_bias_gradients", "fuse_relu_masks",
            "accumulate_in_place", "FOLD_LIMIT"]

@@ -319,7 +319,7 @@ def test_session_and_environment_force_an_algorithm(monkeypatch):
 def test_unknown_algorithm_is_a_build_time_error():
     with mg.Graph():
         x, w = mg.placeholder((1, 3, 8, 8)), mg.placeholder((4, 3, 3, 3))
-        with pytest.raises(ValueError, match=r"conv2d: algorithm must be None or one of 'gemm', 'generic', 'winograd', got 'fft'"):
+        with pytest.raises(ValueError, match=r"conv2d: algorithm must be None or one of .*'gemm', 'generic', 'winograd', got 'fft'"):
             ops.conv2d(x, w, algorithm="fft")
         with pytest.raises(ValueError, match="conv2d: algorithm must be"):
             ops.conv2d(x, w, algorithm="tap_scatter")  # an input-gradient kernel, not a conv's

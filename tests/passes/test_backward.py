@@ -157,3 +157,21 @@ def test_add_n_whose_first_input_is_also_fetched_or_read_twice_is_not_in_place()
         t = ops.add_n([e, e])
     assert not mg.optimize([s, e], feed=[a]).mapping[s].op.in_place
     assert not mg.optimize(t, feed=[a]).mapping[t].op.in_place
+
+
+def test_a_device_runtime_gets_the_plain_ops():
+    """The fused variants are the CPU kernels' (`Runtime.fuses_backward`); a device session's
+    passes leave relu_grad, the bias sums and add_n as they are, for its library kernels."""
+    from minigraph.runtime import CpuRuntime, DeviceRuntime
+    assert CpuRuntime.fuses_backward and not DeviceRuntime.fuses_backward
+    g, x, fetches, xv, values = inception_training_graph()
+    plain = mg.optimize(fetches, feed=[x], backward=False)
+    assert kinds(plain.graph)["relu_grad"] == 6 and kinds(plain.graph)["add_n"] == 1
+    assert not any(getattr(n.op, "relu_mask", False) or getattr(n.op, "bias_gradient", False)
+                   for n in plain.graph.nodes)
+    sess = mg.Session(g, runtime=DeviceRuntime(np))
+    for v, value in values.items():
+        sess.set_value(v, value)
+    fused, _ = run_both(g, fetches, {x: xv}, values)
+    for a, b in zip(sess.run(fetches, {x: xv}), fused):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
