@@ -15,8 +15,9 @@ every gradient below. Padding is stored resolved, ((top, bottom), (left, right))
 
 Algorithms. Each op has kernels for the CPU: im2col + GEMM (exact: it sums in the order of a
 plain matrix product) and, for 3x3 stride-1 convolutions, Winograd F(4x4, 3x3)
-(`winograd_kernels`: about 2.5x fewer multiplications, float32 results within `ERROR_BOUND` =
-1e-5 of the largest output magnitude instead of ~1e-6). `select_winograd` picks per shape. The
+(`winograd_kernels`: 4x fewer multiplications in the GEMMs, float32 results within
+`ERROR_BOUND` = 1e-5 of the largest output magnitude instead of ~1e-6); `conv_algorithms`
+registers them and `conv_algorithms.select_winograd` picks per shape. The
 optional `algorithm` attribute forces a family for one op: "gemm" (the exact kernels),
 "winograd", or "generic" (the op's own `forward`); gradient ops inherit it (exact stays exact,
 `algorithm_family`), and since it is a field, CSE never merges ops that differ in it. Per
@@ -30,7 +31,6 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
-from minigraph.dispatch import kernels_for, register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
 from minigraph.op import Cost, Op, apply, check_float, check_rank
@@ -39,7 +39,8 @@ from minigraph.spec import Spec, dims_compatible, fmt, num_elements
 from minigraph.text import TIMES, window
 from minigraph.text import stride as text_stride
 
-from . import conv_kernels, grad_fusion, kernels, winograd_kernels
+from . import grad_fusion, kernels
+from .conv_algorithms import algorithm_family, backprop_filter_gemm, backprop_input_gemm, check_algorithm, conv2d_gemm
 from .elementwise import relu_grad
 from .kernels import Pads, Pair
 from .reductions import sum as reduce_sum
@@ -118,7 +119,7 @@ class Conv2D(_Geometry, Op):
         return Spec((x.shape[0], w.shape[0], oh, ow), x.dtype)
 
     def forward(self, xp, x, w, b=None):
-        return _conv2d_gemm(serial_runtime(xp), self, x, w, b)
+        return conv2d_gemm(serial_runtime(xp), self, x, w, b)
 
     def gradient(self, node, g):
         x, w = node.inputs[:2]
@@ -188,7 +189,7 @@ class Conv2DBackpropInput(_Geometry, Op):
         return Spec((g.shape[0], w.shape[1]) + tuple(self.input_hw), g.dtype)
 
     def forward(self, xp, g, w, y=None):
-        return _backprop_input_gemm(serial_runtime(xp), self, g, w, y)
+        return backprop_input_gemm(serial_runtime(xp), self, g, w, y)
 
     def gradient(self, node, gg):
         w = node.inputs[1]
@@ -239,7 +240,7 @@ class Conv2DBackpropFilter(_Geometry, Op):
         return Spec((g.shape[1], x.shape[1]) + tuple(self.filter_hw), x.dtype)
 
     def forward(self, xp, x, g, y=None):
-        return _backprop_filter_gemm(serial_runtime(xp), self, x, g, y)
+        return backprop_filter_gemm(serial_runtime(xp), self, x, g, y)
 
     def gradient(self, node, out_grad):
         x = node.inputs[0]
@@ -270,139 +271,6 @@ def _check_mask_inputs(op, g: Spec, mask) -> None:
         raise ShapeError(f"expected {2 + int(op.relu_mask)} inputs, got {2 + len(mask)}")
     if mask:
         grad_fusion.check_mask(g, mask[0])
-
-
-# kernels -------------------------------------------------------------------------
-# Scores (see `minigraph.dispatch`): higher wins; None means the kernel does not apply. A
-# Winograd kernel applies to every 3x3 stride-1 shape (so it can be forced) but scores above
-# the GEMM kernels only where `select_winograd` says it is faster.
-
-WINOGRAD, GEMM = "winograd", "gemm"
-
-
-@register_kernel("conv2d", "numpy", GEMM)
-@register_kernel("conv2d", "cupy", GEMM)
-def _conv2d_gemm(rt, op, x, w, b=None):
-    return conv_kernels.conv2d_forward(rt, x, w, op.stride, op.padding, op.dilation, b, op.activation == "relu")
-
-
-def _winograd_forward_score(op, shapes, rt):
-    x, w = shapes[:2]
-    if not winograd_kernels.fits(w[2:], op.stride, op.dilation):
-        return None
-    return 2.0 if select_winograd("forward", x, w, rt) else 0.5
-
-
-@register_kernel("conv2d", "numpy", WINOGRAD, score=_winograd_forward_score, exact=False)
-def _conv2d_winograd(rt, op, x, w, b=None):
-    return winograd_kernels.conv2d_forward(rt, x, w, op.padding, b, op.activation == "relu")
-
-
-def _full_correlation_score(op, shapes, rt):
-    g, w = shapes[:2]
-    if not conv_kernels.full_correlation_fits(g, w, op.stride, op.padding, op.dilation):
-        return None
-    return 2.0 if conv_kernels.full_correlation_preferred(g, w) else 0.5
-
-
-@register_kernel("conv2d_backprop_input", "numpy", "full_correlation", score=_full_correlation_score)
-@register_kernel("conv2d_backprop_input", "cupy", "full_correlation", score=_full_correlation_score)
-def _backprop_input_full(rt, op, g, w, y=None):
-    return conv_kernels.conv2d_backprop_input_full(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation, y)
-
-
-@register_kernel("conv2d_backprop_input", "numpy", "tap_scatter")
-@register_kernel("conv2d_backprop_input", "cupy", "tap_scatter")
-def _backprop_input_scatter(rt, op, g, w, y=None):
-    return conv_kernels.conv2d_backprop_input_scatter(rt, g, w, op.input_hw, op.stride, op.padding, op.dilation, y)
-
-
-@register_kernel("conv2d_backprop_input", "numpy", GEMM, score=lambda op, shapes, rt: 0.0)
-@register_kernel("conv2d_backprop_input", "cupy", GEMM, score=lambda op, shapes, rt: 0.0)
-def _backprop_input_gemm(rt, op, g, w, y=None):
-    """The exact family as one name (what `algorithm="gemm"` forces): the full correlation
-    where it fits and is preferred, else the tap scatter. Never chosen unforced (score 0)."""
-    if _full_correlation_score(op, (g.shape, w.shape), rt) == 2.0:
-        return _backprop_input_full(rt, op, g, w, y)
-    return _backprop_input_scatter(rt, op, g, w, y)
-
-
-def _winograd_input_score(op, shapes, rt):
-    g, w = shapes[:2]
-    if not winograd_kernels.backprop_input_fits(w[2:], op.stride, op.padding, op.dilation):
-        return None
-    return 3.0 if select_winograd("backprop_input", g, w, rt) else 0.25
-
-
-@register_kernel("conv2d_backprop_input", "numpy", WINOGRAD, score=_winograd_input_score, exact=False)
-def _backprop_input_winograd(rt, op, g, w, y=None):
-    return winograd_kernels.conv2d_backprop_input(rt, g, w, op.input_hw, op.padding, g_mask=y)
-
-
-@register_kernel("conv2d_backprop_filter", "numpy", GEMM)
-@register_kernel("conv2d_backprop_filter", "cupy", GEMM)
-def _backprop_filter_gemm(rt, op, x, g, y=None):
-    out = conv_kernels.conv2d_backprop_filter(rt, x, g, op.filter_hw, op.stride, op.padding, op.dilation,
-                                              g_mask=y, with_bias=op.bias_gradient)
-    return grad_fusion.pack(rt.xp, *out) if op.bias_gradient else out
-
-
-def _winograd_filter_score(op, shapes, rt):
-    x, g = shapes[:2]
-    if not winograd_kernels.fits(op.filter_hw, op.stride, op.dilation):
-        return None
-    return 2.0 if select_winograd("backprop_filter", x, (g[1], x[1]) + tuple(op.filter_hw), rt) else 0.5
-
-
-@register_kernel("conv2d_backprop_filter", "numpy", WINOGRAD, score=_winograd_filter_score, exact=False)
-def _backprop_filter_winograd(rt, op, x, g, y=None):
-    out = winograd_kernels.conv2d_backprop_filter(rt, x, g, op.padding, g_mask=y, with_bias=op.bias_gradient)
-    return grad_fusion.pack(rt.xp, *out) if op.bias_gradient else out
-
-
-# The rule, from benchmarks/conv_algorithms.py (2 threads, float32; winograd / gemm time of
-# forward, input and filter gradient): GoogLeNet at batch 8, 56x56 and 28x28 layers (392-1568
-# tiles): 0.52-0.76, Winograd; its 14x14 layers (128 tiles): 0.86-1.38, and 7x7 layers (32
-# tiles): 1.35-1.90, GEMM; the same 14x14 and 7x7 layers at batch 32 and 64 (512, 256 tiles):
-# 0.72-0.96, Winograd; 16 -> 32 channels at 28x28 (the transforms outweigh a small GEMM):
-# 0.72-2.26, GEMM. See benchmarks/README.md for the tables.
-WINOGRAD_MIN_TILES = 256
-WINOGRAD_MIN_CHANNELS = 32
-
-
-def select_winograd(step: str, x_shape, w_shape, rt) -> bool:
-    """Whether Winograd beats the GEMM kernels for `step` ('forward', 'backprop_input',
-    'backprop_filter') of a 3x3 stride-1 conv with input (N, C, H, W) (for the input gradient:
-    the output gradient (N, F, OH, OW)) and filter (F, C, 3, 3) on the runtime `rt`: at least
-    `WINOGRAD_MIN_TILES` 4x4 output tiles in the call (so the 36 GEMMs are large enough and the
-    filter transform is shared by enough tiles) and `WINOGRAD_MIN_CHANNELS` channels on both
-    sides (so the tile transforms, linear in C + F, stay small beside the GEMMs, linear in C * F).
-    Measured the same on 1 and 2 threads, so the runtime does not enter the rule."""
-    f, c = w_shape[:2]
-    th, tw = winograd_kernels.tile_counts(tuple(x_shape[2:]))
-    return x_shape[0] * th * tw >= WINOGRAD_MIN_TILES and min(c, f) >= WINOGRAD_MIN_CHANNELS
-
-
-ALGORITHM_FAMILIES = (GEMM, WINOGRAD, "generic")
-
-
-def algorithm_family(algorithm: Optional[str]) -> Optional[str]:
-    """The family a gradient op inherits: None (selected per shape), 'winograd', 'generic', or
-    'gemm' for any exact kernel ('full_correlation' and 'tap_scatter' included)."""
-    if algorithm is None or algorithm in ALGORITHM_FAMILIES:
-        return algorithm
-    return GEMM
-
-
-def check_algorithm(kind: str, algorithm: Optional[str]) -> Optional[str]:
-    """`algorithm` if some backend registers it for `kind` (or it is None or 'generic'), else a
-    ValueError listing the choices."""
-    if algorithm is None:
-        return None
-    names = sorted({k.algorithm for be in ("numpy", "cupy") for k in kernels_for(kind, be)} | {"generic"})
-    if algorithm not in names:
-        raise ValueError(f"{kind}: algorithm must be None or one of {', '.join(map(repr, names))}, got {algorithm!r}")
-    return algorithm
 
 
 # the epilogue the fusion pass may hand a conv (shared with conv1x1) ---------------
