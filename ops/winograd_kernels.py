@@ -24,8 +24,8 @@ Gradients, with <a, b> the sum of a * b over all elements:
   i.e. 36 GEMMs (C, tiles) @ (tiles, F) in the Winograd domain and one inverse filter transform.
 
 The kernels take the runtime `rt` first; work is split over the batch (`rt.run_chunks`), a few
-images per chunk, with the tile transforms done as small GEMMs on a gathered (6, 6, tiles, C)
-layout. Inputs are NCHW-shaped in any memory order; outputs are NCHW-shaped views of
+images per block; each tile transform L t L^T is one GEMM with L (x) L on the gathered
+(6 * 6, tiles * C) layout (`Transforms`). Inputs are NCHW-shaped in any memory order; outputs are NCHW-shaped views of
 channels-last buffers, as for the GEMM kernels (`conv_kernels`).
 """
 from __future__ import annotations
@@ -236,6 +236,17 @@ def _per_chunk(rt, tiles: Pair, c: int, f: int, itemsize: int) -> int:
     return max(1, by_cache, by_filters)
 
 
+def _run_in_blocks(rt, part, n: int, per_block: int, flops: float) -> None:
+    """part(a, z) over range(n) in blocks of at most `per_block` images: chunks split over the
+    runtime's threads (`rt.run_chunks`), each chunk walked block by block, so that the tiles
+    stay in cache also where the runtime hands one thread the whole batch."""
+    def walk(a, z):
+        for s in range(a, z, per_block):
+            part(s, min(s + per_block, z))
+
+    rt.run_chunks(walk, n, per_block, flops=flops)
+
+
 def conv2d_forward(rt, x, w, pads: Pads, b=None, relu: bool = False, x_mask=None):
     """out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, oh + i, ow + j] for a
     3x3 kernel, stride 1 (see `fits`): x (N, C, H, W), w (F, C, 3, 3), b (F,) or None ->
@@ -263,7 +274,7 @@ def conv2d_forward(rt, x, w, pads: Pads, b=None, relu: bool = False, x_mask=None
         _untile(xp, out[a:z], y, out_hw)
 
     flops = 2.0 * ALPHA * ALPHA * n * tiles[0] * tiles[1] * c * f
-    rt.run_chunks(part, n, _per_chunk(rt, tiles, c, f, x.itemsize), flops=flops)
+    _run_in_blocks(rt, part, n, _per_chunk(rt, tiles, c, f, x.itemsize), flops)
     return nchw(out)
 
 
@@ -332,7 +343,7 @@ def conv2d_backprop_filter(rt, x, g, pads: Pads, g_mask=None, with_bias: bool = 
             bias_sums.add(xp, gt[ones].sum(axis=0))
 
     flops = 2.0 * ALPHA * ALPHA * n * tiles[0] * tiles[1] * c * f
-    rt.run_chunks(part, n, _per_chunk(rt, tiles, c, f, x.itemsize), flops=flops)
+    _run_in_blocks(rt, part, n, _per_chunk(rt, tiles, c, f, x.itemsize), flops)
     if n == 0:
         gw = xp.zeros((f, c, R, R), dtype=dtype)
         return (gw, xp.zeros(f, dtype=dtype)) if with_bias else gw
