@@ -102,13 +102,14 @@ def _backprop_filter_winograd(rt, op, x, g, y=None):
     return grad_fusion.pack(rt.xp, *out) if op.bias_gradient else out
 
 
-# The rule, from benchmarks/conv_algorithms.py (2 threads, float32; winograd / gemm time of
-# forward, input and filter gradient): GoogLeNet at batch 8, 56x56 and 28x28 layers (392-1568
-# tiles): 0.52-0.76, Winograd; its 14x14 layers (128 tiles): 0.86-1.38, and 7x7 layers (32
-# tiles): 1.35-1.90, GEMM; the same 14x14 and 7x7 layers at batch 32 and 64 (512, 256 tiles):
-# 0.72-0.96, Winograd; 16 -> 32 channels at 28x28 (the transforms outweigh a small GEMM):
-# 0.72-2.26, GEMM. See benchmarks/README.md for the tables.
-WINOGRAD_MIN_TILES = 256
+# The rule, from benchmarks/conv_algorithms.py (float32; winograd / gemm time of the forward,
+# input and filter gradient; tables in benchmarks/README.md). One thread: GoogLeNet at batch 8,
+# 56x56 and 28x28 layers (392-1568 tiles): 0.44-0.66; 14x14 layers (128 tiles): 0.78-0.93; 7x7
+# layers (32 tiles): 1.13-1.28. Two threads, each with half the tiles: the 14x14 layers at
+# batch 8 (64 tiles a thread) 0.98-1.38, the same layers at batch 32 and the 7x7 ones at batch
+# 64 (256 and 128 a thread) 0.72-0.96. 16 -> 32 channels at 28x28: 0.64-0.97 on one thread,
+# up to 2.3 on two (the transforms, linear in C + F, outweigh GEMMs linear in C * F).
+WINOGRAD_MIN_TILES_PER_THREAD = 96
 WINOGRAD_MIN_CHANNELS = 32
 
 
@@ -116,13 +117,16 @@ def select_winograd(step: str, x_shape, w_shape, rt) -> bool:
     """Whether Winograd beats the GEMM kernels for `step` ('forward', 'backprop_input',
     'backprop_filter') of a 3x3 stride-1 conv with input (N, C, H, W) (for the input gradient:
     the output gradient (N, F, OH, OW)) and filter (F, C, 3, 3) on the runtime `rt`: at least
-    `WINOGRAD_MIN_TILES` 4x4 output tiles in the call (so the 36 GEMMs are large enough and the
-    filter transform is shared by enough tiles) and `WINOGRAD_MIN_CHANNELS` channels on both
-    sides (so the tile transforms, linear in C + F, stay small beside the GEMMs, linear in C * F).
-    Measured the same on 1 and 2 threads, so the runtime does not enter the rule."""
+    `WINOGRAD_MIN_TILES_PER_THREAD` 4x4 output tiles for each of the runtime's threads (so the
+    36 GEMMs are large enough and the filter transform is shared by enough tiles) and
+    `WINOGRAD_MIN_CHANNELS` channels on both sides (so the tile transforms stay small beside
+    the GEMMs). The same rule for the three steps: their figures differ by less than the rule's
+    margins."""
     f, c = w_shape[:2]
     th, tw = winograd_kernels.tile_counts(tuple(x_shape[2:]))
-    return x_shape[0] * th * tw >= WINOGRAD_MIN_TILES and min(c, f) >= WINOGRAD_MIN_CHANNELS
+    threads = max(1, getattr(rt, "threads", 1) or 1)
+    return (x_shape[0] * th * tw >= WINOGRAD_MIN_TILES_PER_THREAD * threads
+            and min(c, f) >= WINOGRAD_MIN_CHANNELS)
 
 
 ALGORITHM_FAMILIES = (GEMM, WINOGRAD, "generic")

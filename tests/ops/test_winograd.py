@@ -249,22 +249,24 @@ def conv_nodes(n, c, h, f, stride=1, **kw):
 
 
 W3, G3 = ("winograd",) * 3, ("gemm", "full_correlation", "gemm")
+GS = ("gemm", "tap_scatter", "gemm")
 
 
-@pytest.mark.parametrize("n, c, h, f, want", [
-    (32, 96, 28, 128, W3),   # Inception(3a)'s 3x3 at batch 32: 1568 tiles
-    (8, 64, 56, 192, W3),    # GoogLeNet conv2 at batch 8
-    (8, 96, 28, 128, W3),    # GoogLeNet 3a at batch 8: 392 tiles
-    (8, 160, 14, 320, ("gemm", "tap_scatter", "gemm")),  # GoogLeNet 4e at batch 8: 128 tiles
-    (8, 192, 7, 384, ("gemm", "tap_scatter", "gemm")),   # GoogLeNet 5b at batch 8: 32 tiles
-    (32, 128, 14, 256, W3),  # 14x14 at batch 32: 512 tiles
-    (64, 192, 7, 384, W3),   # 7x7 at batch 64: 256 tiles
-    (32, 16, 28, 32, G3),    # 16 channels in: too narrow
-    (4, 16, 28, 32, G3),     # the naive-conv row's conv
+@pytest.mark.parametrize("threads, n, c, h, f, want", [
+    (2, 32, 96, 28, 128, W3),   # Inception(3a)'s 3x3 at batch 32: 1568 tiles
+    (2, 8, 64, 56, 192, W3),    # GoogLeNet conv2 at batch 8
+    (2, 8, 96, 28, 128, W3),    # GoogLeNet 3a at batch 8: 392 tiles, 196 a thread
+    (2, 8, 160, 14, 320, GS),   # GoogLeNet 4e at batch 8: 128 tiles, 64 a thread
+    (1, 8, 160, 14, 320, W3),   # ... on one thread: 128
+    (1, 8, 192, 7, 384, GS),    # GoogLeNet 5b at batch 8: 32 tiles
+    (2, 32, 128, 14, 256, W3),  # 14x14 at batch 32: 512 tiles
+    (2, 64, 192, 7, 384, W3),   # 7x7 at batch 64: 256 tiles
+    (1, 32, 16, 28, 32, G3),    # 16 channels in: too narrow
+    (1, 4, 16, 28, 32, G3),     # the naive-conv row's conv
 ])
-def test_selector_picks_per_shape(n, c, h, f, want):
-    got = tuple(selected(node, shapes) for node, shapes in conv_nodes(n, c, h, f))
-    assert got == want
+def test_selector_picks_per_shape_and_threads(threads, n, c, h, f, want):
+    rt = mg.CpuRuntime(threads=threads)
+    assert tuple(selected(node, shapes, rt=rt) for node, shapes in conv_nodes(n, c, h, f)) == want
 
 
 def test_selector_never_picks_winograd_where_it_does_not_apply():
