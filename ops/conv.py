@@ -337,7 +337,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, name: Optional[str] = 
     dilation 1 builds a `Conv1x1` node. The output keeps x's dtype (float32 stays float32).
     `algorithm` forces the kernel family of this op and of its gradients: None (chosen per
     shape), "gemm" (exact), "winograd" (3x3 stride 1 only, else the best kernel that applies)
-    or "generic"; see the module docstring.
+    or "generic"; see the module docstring. (A `Conv1x1` is one exact GEMM: it takes none.)
     """
     stride, pads, dilation = _geometry(_shape(x), _shape(w), stride, padding, dilation, "conv2d")
     algorithm = check_algorithm(Conv2D.kind, algorithm)
