@@ -308,7 +308,7 @@ def add_n(rt, xs, in_place: bool = False):
         for x in xs[2:]:
             out += x
         return out
-    reuse = in_place and getattr(first, "flags", None) is not None and first.flags.writeable
+    reuse = in_place and getattr(getattr(first, "flags", None), "writeable", True)
     out = first if reuse else xp.empty_like(first)
 
     def part(a, z):

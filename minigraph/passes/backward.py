@@ -91,7 +91,7 @@ def fuse_relu_masks(prog: Program):
                 folded[node] = ops
     if not folded:
         return prog, None
-    rewrites: Dict[Node, tuple] = {}
+    rewrites: Dict[Node, list] = {}  # reader -> [(relu_grad, masked op)]
     for rg, ops in folded.items():
         for r, op in ops.items():
             rewrites.setdefault(r, [])
