@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import Pads, Pair, cl, crop, nchw, pad, pad_nhwc, tap
+from .kernels import Pads, Pair, cl, crop, nchw, pad, tap
 
 
 # Max pooling is separable: a window's maximum is the maximum over its KH row segments of

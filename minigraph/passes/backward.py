@@ -22,7 +22,7 @@ Each keeps the values of the program (up to float rounding: sums in another orde
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict
 
 from minigraph.graph import Node
 

@@ -10,7 +10,6 @@ import pytest
 import minigraph as mg
 from minigraph import dispatch, ops
 from minigraph.ops import winograd_kernels as wk
-from minigraph.ops.conv_algorithms import select_winograd
 
 
 @pytest.fixture(autouse=True)

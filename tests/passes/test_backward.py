@@ -107,6 +107,9 @@ def test_bias_sum_stays_without_a_filter_gradient_of_the_same_tensor():
     opt = mg.optimize(gb, feed=[x])
     assert kinds(opt.graph)["sum"] == 2  # the loss and the bias gradient
     assert not any(getattr(n.op, "bias_gradient", False) for n in opt.graph.nodes)
+    xv = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(mg.Session(g).run(gb, {x: xv}), mg.Session(g, optimize=False).run(gb, {x: xv}),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_each_pass_alone_is_a_no_op_without_its_pattern():
