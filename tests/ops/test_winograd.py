@@ -338,3 +338,28 @@ def test_cse_merges_equal_algorithms_only():
         opt = mg.optimize([a, b, c, d], feed=[x, w])
     assert opt.mapping[a] is opt.mapping[b] and opt.mapping[c] is opt.mapping[d]
     assert opt.mapping[a] is not opt.mapping[c] and opt.mapping[c].op.algorithm == "gemm"
+
+
+@pytest.mark.parametrize("threads, chunk_bytes", [(1, 1 << 30), (1, 1), (3, 1), (2, 1 << 16)])
+def test_kernels_agree_however_the_batch_is_split(threads, chunk_bytes):
+    """One block or many (a block per image with a tiny workspace), on one thread or several:
+    the same values (float64), the filter gradient's per-thread sums included."""
+    x, w, b = data((5, 6, 9, 10), 7, np.float64, seed=4)
+    g = np.random.default_rng(5).standard_normal((5, 7, 9, 10))
+
+    def run(algorithm, runtime):
+        with mg.Graph() as graph:
+            xn, wn, bn, gn = (mg.placeholder(v.shape, "float64") for v in (x, w, b, g))
+            y = ops.relu(ops.conv2d(xn, wn, bn, padding="SAME", algorithm=algorithm))
+            fetches = [y] + mg.gradients(y, [xn, wn, bn], grad_ys=[gn])
+        sess = mg.Session(graph, runtime=runtime)
+        feed = {xn: x, wn: w, bn: b, gn: g}
+        return sess.run(fetches, feed), sess.kernels(fetches, feed)
+
+    rt = mg.CpuRuntime(threads=threads, chunk_bytes=chunk_bytes)
+    got, used = run("winograd", rt)
+    want, used_exact = run("gemm", mg.CpuRuntime(threads=1))
+    assert only_winograd(used) and "winograd" not in used_exact.values()
+    for a, r in zip(got, want):
+        np.testing.assert_allclose(a, r, rtol=1e-11, atol=1e-11)
+    rt.close()
