@@ -23,7 +23,8 @@ kind elsewhere:
                   the session's generator or other state)
     deterministic the same inputs give the same output (False for random ops)
     foldable      constant folding may evaluate it when its inputs are constants
-    view          its output may share memory with an input
+    view          its output may share memory with an input (an op whose attributes decide it
+                  defines a property instead, e.g. add_n written in place)
     returns_state its output may be a buffer the session holds (a variable's value)
     feedable      a value may be fed for it (placeholders)
     uses_blas     its kernels call BLAS: a run holding it keeps BLAS at one thread throughout

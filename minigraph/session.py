@@ -191,13 +191,17 @@ class Session:
             raise GraphError(f"variable {var.name!r} belongs to another graph than this session's")
 
     # running ------------------------------------------------------------------------
-    def run(self, fetches, feed: Optional[dict] = None, to_host: bool = True, timings: Optional[dict] = None):
+    def run(self, fetches, feed: Optional[dict] = None, to_host: bool = True, timings: Optional[dict] = None,
+            trace=None):
         """Evaluate `fetches` (a node, or any nesting of lists, tuples, namedtuples and dicts
         of nodes), feeding placeholders from `feed`.
 
         Returns arrays in the same structure. With `to_host=False` a device backend returns
         device arrays. No returned array shares memory with the session's variables.
         `timings`, a dict, collects {(op kind, kernel algorithm): [seconds, calls]} (a profile).
+        `trace(node, value, inputs)` is called after every step with the node that ran (of the
+        graph that runs: the optimised copy unless optimize=False), its value and its input
+        values (none for a fed placeholder); it must not change them.
         """
         flat, rebuild = flatten_fetches(fetches)
         for node in flat:
@@ -211,7 +215,8 @@ class Session:
         self._lock.acquire(write=plan.writes_state)
         try:
             with self.runtime.run_scope() if plan.uses_blas else contextlib.nullcontext():
-                outs = runner_for(self.runtime).execute(plan, ctx, values, signature, timings, self._check)
+                outs = runner_for(self.runtime).execute(plan, ctx, values, signature, timings,
+                                                        _with_trace(self._check, trace))
             outs = [v.copy() if alias else v for v, alias in zip(outs, plan.fetch_aliases_state)]
         finally:
             self._lock.release(write=plan.writes_state)
@@ -288,6 +293,18 @@ class Session:
         if value.dtype != node.dtype:
             value = lossless_cast(self.backend.xp if self.backend.is_array(value) else np, node, value)
         return self.backend.asarray(value)
+
+
+def _with_trace(check, trace):
+    """The executor's per-step hook: the numerics check and the caller's trace, as they are set."""
+    if trace is None:
+        return check
+
+    def both(plan, step, value, inputs):
+        if check is not None:
+            check(plan, step, value, inputs)
+        trace(step.node, value, inputs)
+    return both
 
 
 def lossless_cast(xp, node: Node, value):

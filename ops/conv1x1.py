@@ -49,6 +49,11 @@ class Conv1x1(Op):
     relu_mask: bool = False
     accumulate: bool = False
 
+    @property
+    def view(self) -> bool:
+        """With `accumulate`, the result is the accumulator input's buffer."""
+        return self.accumulate
+
     def infer(self, x: Spec, w: Spec, *extra: Spec) -> Spec:
         check_rank(x, 4, "input")
         _check_weights(w)

@@ -143,6 +143,11 @@ class AddN(Op):
     def with_input_reused(self):
         return None if self.in_place else dataclasses.replace(self, in_place=True)
 
+    @property
+    def view(self) -> bool:
+        """In place, the result is the first input's buffer."""
+        return self.in_place
+
 
 @dataclasses.dataclass(frozen=True)
 class Neg(Unary):

@@ -5,6 +5,9 @@ about a hundred when no GPU is present); this prints each distinct reason once, 
 """
 import collections
 import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "support"))  # shared builders (importlib mode)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

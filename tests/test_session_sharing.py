@@ -204,3 +204,27 @@ def test_the_plan_cache_is_bounded_by_plans_and_by_nodes():
         assert sum(r() is not None for r in refs) == alive
         assert all(r() is not None for r in refs[-alive:])  # the most recently used stay
         assert sess.plan([chain[-1]], [x]) is refs[-1]()  # found again, not rebuilt
+
+
+def test_no_op_returns_a_view_of_an_input_without_declaring_it():
+    """Every op's `view` declaration is what aliasing rules (fetch copies, in-place passes) rely
+    on: run every kind the library registers, optimised and not, and compare memory."""
+    from every_op import build_everything
+
+    g, inputs, outputs, steps = build_everything()
+    rng = np.random.default_rng(1)
+    feed = {inputs["x"]: rng.normal(size=(2, 3, 6, 6)), inputs["y"]: np.array([1, 7]), inputs["training"]: True}
+    undeclared = set()
+    seen = set()
+
+    def audit(node, value, args):
+        seen.add(node.kind)
+        if not node.op.view and hasattr(value, "shape"):
+            for a in args:
+                if hasattr(a, "shape") and np.shares_memory(np.asarray(value), np.asarray(a)):
+                    undeclared.add(node.kind)
+
+    for optimize in (False, True):
+        mg.Session(g, optimize=optimize).run([outputs, steps], feed, trace=audit)
+    assert undeclared == set()
+    assert {"conv2d", "max_pool_grad", "slice", "reshape", "apply_adam"} <= seen
