@@ -38,7 +38,7 @@ def plans(chain: int = 10_000, fetches: int = 200) -> dict:
         for _ in range(chain):
             h = ops.relu(h * 1.0001)
             nodes.append(h)
-    sess = mg.Session(g) if "optimize" in mg.Session.__init__.__code__.co_varnames else mg.Session(g)
+    sess = mg.Session(g)
     feed = {x: np.ones(4, "float32")}
     step = max(1, len(nodes) // fetches)
     picks = nodes[::step][:fetches]
@@ -88,7 +88,10 @@ def numerics(reps: int = 9, steps: int = 20) -> dict:
         train = mg.optim.Adam(1e-3).minimize(m.loss)
     rng = np.random.default_rng(0)
     feed = {m.x: rng.random((32, 1, 8, 8), dtype=np.float32), m.y: rng.integers(0, 10, 32)}
-    sessions = {"off": mg.Session(g), "on": mg.Session(g, check_numerics=True)}
+    try:
+        sessions = {"off": mg.Session(g), "on": mg.Session(g, check_numerics=True)}
+    except TypeError:  # a minigraph without check-numerics
+        return {"check": "numerics", "skipped": "no check_numerics in this version"}
     times = {k: [] for k in sessions}
     for s in sessions.values():
         s.run(train, feed)
@@ -109,7 +112,10 @@ def overhead(n: int = 5000) -> dict:
     feed = {x: np.ones((2, 3))}
     out = {"check": "overhead"}
     for label, kwargs in [("optimized", {}), ("unoptimized", {"optimize": False})]:
-        sess = mg.Session(g, **kwargs)
+        try:
+            sess = mg.Session(g, **kwargs)
+        except TypeError:  # a minigraph without graph passes
+            continue
         sess.run(y, feed)
         samples = []
         for _ in range(5):

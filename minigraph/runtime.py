@@ -100,6 +100,7 @@ class _BlasPin:
     def __init__(self):
         self._lock = threading.Lock()
         self._count = 0
+        self._local = threading.local()  # this thread's depth of held(): nested holds are free
         self._limiter = None
         self._controller = None  # threadpoolctl's view of the BLAS libraries, False when unavailable
 
@@ -125,8 +126,20 @@ class _BlasPin:
             if clear is not None:
                 clear(force=True)
 
+    def held_here(self) -> bool:
+        """Whether this thread holds it (inside a run or a kernel call)."""
+        return getattr(self._local, "depth", 0) > 0
+
     @contextlib.contextmanager
     def held(self):
+        depth = getattr(self._local, "depth", 0)
+        if depth:  # this thread holds it already (a kernel call inside a run)
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+            return
         with self._lock:
             if self._count == 0:
                 blas = self._blas()
@@ -135,9 +148,11 @@ class _BlasPin:
                     self._limiter = blas.limit(limits=1)
                     self._release_control()
             self._count += 1
+        self._local.depth = 1
         try:
             yield
         finally:
+            self._local.depth = 0
             with self._lock:
                 self._count -= 1
                 if self._count == 0 and self._limiter is not None:
@@ -220,15 +235,20 @@ class CpuRuntime(Runtime):
         ranges = self.split(n, per_chunk, flops)
         if not ranges:
             return []
+        if BLAS_PIN.held_here():  # inside a run (the usual case): the pin is taken already
+            return self._dispatch(fn, ranges)
         with BLAS_PIN.held():
-            if len(ranges) == 1 or getattr(self._inside, "flag", False):
-                return [fn(a, b) for a, b in ranges]
+            return self._dispatch(fn, ranges)
 
-            def call(r):
-                self._inside.flag = True
-                return fn(*r)
+    def _dispatch(self, fn, ranges):
+        if len(ranges) == 1 or getattr(self._inside, "flag", False):
+            return [fn(a, b) for a, b in ranges]
 
-            return list(self._get_pool().map(call, ranges))
+        def call(r):
+            self._inside.flag = True
+            return fn(*r)
+
+        return list(self._get_pool().map(call, ranges))
 
 
 _defaults = {}
