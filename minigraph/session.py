@@ -84,7 +84,7 @@ class Session:
     def __init__(self, graph: Optional[Graph] = None, backend: Optional[str] = None, seed: int = 0,
                  optimize: Optional[bool] = None, runtime: Optional[Runtime] = None,
                  algorithms: Optional[Mapping[str, str]] = None, max_plans: int = 64,
-                 max_plan_nodes: int = 200_000, check_numerics: Optional[bool] = None):
+                 max_plan_nodes: int = 100_000, check_numerics: Optional[bool] = None):
         self.graph = graph if graph is not None else get_default_graph()
         if not isinstance(self.graph, Graph):
             raise TypeError(f"Session expects a Graph, got {type(self.graph).__name__}")
