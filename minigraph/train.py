@@ -87,6 +87,7 @@ class TrainConfig:
     channels: int = 3  # image folders: 3 (RGB) or 1 (grayscale)
     augment: str = "none"  # a name in AUGMENTATIONS: random crops (4 px) and/or mirror flips
     distributed: bool = False  # data-parallel over the ranks of mpirun (MPI; NCCL with cupy)
+    check_numerics: Optional[bool] = None  # stop at the first NaN/Inf with the node that made it
 
     def schedule(self) -> Callable[[int], float]:
         """The learning rate of each epoch: halved every 4 epochs (independent of `epochs`,
@@ -137,7 +138,7 @@ class _Run:
         if comm is not None:
             self.optimizer = distributed.DistributedOptimizer(self.optimizer, comm)
         self.train_op = self.optimizer.minimize(self.model.loss)
-        self.sess = Session(graph, backend=config.backend, seed=config.seed)
+        self.sess = Session(graph, backend=config.backend, seed=config.seed, check_numerics=config.check_numerics)
         if comm is not None:
             distributed.broadcast_variables(self.sess, comm)
         self.history: List[Dict[str, Any]] = []

@@ -37,6 +37,9 @@ def add_command(subparsers) -> None:
     p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
                    help="train on the first N training images only (quick smoke runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, one line per epoch")
+    p.add_argument("--check-numerics", action="store_true", default=None,
+                   help="stop at the first NaN or Inf any op produces, naming the op and its inputs "
+                        "(also MINIGRAPH_CHECK_NUMERICS=1)")
     p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                    help="array backend (default: $MINIGRAPH_BACKEND, else numpy); a checkpoint resumes on either")
     p.add_argument("--distributed", action="store_true",
@@ -109,7 +112,7 @@ def run_command(args) -> int:
                 "data": args.data, "model": args.model, "image_size": args.image_size, "channels": args.channels,
                 "augment": args.augment}
     settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out, backend=args.backend,
-                    distributed=args.distributed)
+                    distributed=args.distributed, check_numerics=args.check_numerics)
     if args.augment is None and not args.resume and settings["data"] is not None:
         settings["augment"] = "crop+flip"
     config = TrainConfig(**settings)

@@ -208,6 +208,18 @@ def test_googlenet_needs_its_input_size(tmp_path, capsys):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way to NaN
+def test_check_numerics_names_the_first_op_that_overflows(tmp_path, capsys):
+    """--check-numerics stops at the first op whose output is not finite, before the loss is."""
+    out = tmp_path / "run"
+    with np.errstate(all="ignore"):
+        rc = cli.main(["train", "--out", str(out), "--batch-size", "32", "--no-progress", "--epochs", "1",
+                       "--lr", "10", "--optimizer", "sgd", "--check-numerics"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert re.search(r"minigraph: error: \w+ '[\w/]+' produced NaN or Inf \(shape \(32, ", err), err
+    assert "its inputs:" in err and not (out / "checkpoint.npz").exists()
+
+
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     """SGD at lr 1 on this tiny run: epoch 1 is finite, epoch 2 reaches a NaN loss (main printed
     `loss nan`, exited 0 and saved NaN weights)."""
