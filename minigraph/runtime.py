@@ -215,11 +215,11 @@ class CpuRuntime(Runtime):
     def split(self, n: int, per_chunk: int, flops: float = 0) -> List[Chunk]:
         """How `run_chunks` splits range(n): chunks of at most `per_chunk` items, work that is
         large (`flops`) split over the threads even when it fits one chunk, the count a multiple
-        of the pool's size; one chunk means the calling thread does it all."""
+        of the pool's size. With one thread (or one chunk) the calling thread does them in turn."""
         if n == 0:
             return []
-        if self.threads < 2:
-            return [(0, n)]
+        if self.threads < 2:  # one thread: cache-sized chunks, one after the other
+            return chunks(n, per_chunk)
         if n >= 2 and flops >= self.parallel_flops:
             per_chunk = min(per_chunk, -(-n // self.threads))
         ranges = chunks(n, per_chunk)
@@ -241,7 +241,7 @@ class CpuRuntime(Runtime):
             return self._dispatch(fn, ranges)
 
     def _dispatch(self, fn, ranges):
-        if len(ranges) == 1 or getattr(self._inside, "flag", False):
+        if len(ranges) == 1 or self.threads < 2 or getattr(self._inside, "flag", False):
             return [fn(a, b) for a, b in ranges]
 
         def call(r):

@@ -30,11 +30,12 @@ def test_chunks_cover_the_range_once():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n,per_chunk,flops", [(1, 1, 0), (7, 2, 0), (8, 100, 1e9), (0, 3, 0), (9, 9, 0)])
 def test_run_chunks_covers_items_once_in_order(threads, n, per_chunk, flops):
-    seen, lock = [], threading.Lock()
+    seen, lock, calls_from = [], threading.Lock(), set()
 
     def fn(a, b):
         with lock:
             seen.extend(range(a, b))
+            calls_from.add(threading.current_thread().name)
         return (a, b)
 
     rt = CpuRuntime(threads=threads)
@@ -43,7 +44,8 @@ def test_run_chunks_covers_items_once_in_order(threads, n, per_chunk, flops):
     assert out == sorted(out) and sum(b - a for a, b in out) == n
     assert out == rt.split(n, per_chunk, flops)
     if threads == 1:
-        assert len(out) <= 1  # one thread: the caller does it all, in one call
+        assert out == chunks(n, per_chunk)  # one thread: cache-sized chunks, in turn
+        assert calls_from == {threading.current_thread().name} or n == 0
     rt.close()
 
 
