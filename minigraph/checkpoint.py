@@ -82,22 +82,22 @@ def read_archive(path, what: str) -> Dict[str, np.ndarray]:
 
 def _collect(sess: Session, metadata) -> Dict[str, np.ndarray]:
     arrays: Dict[str, np.ndarray] = {_FORMAT_KEY: np.array(FORMAT)}
-    for var in sess.variables:
-        arrays[_VAR + var.name] = sess.get_value(var)
+    snap = sess.snapshot()  # variables, state and generator of one moment, even with runs in flight
+    for var, value in snap.variables.items():
+        arrays[_VAR + var.name] = value
     declared = _declared_state(sess)
-    for key, value in sess.state.items():
+    for key, host in snap.state.items():
         if not isinstance(key, str):
             raise CheckpointError(f"cannot save session state key {key!r}: state keys must be strings")
         if key not in declared:
             raise CheckpointError(f"cannot save session state {key!r}: no op of the graph declares it "
                                   "(restore could not check it)")
-        host = np.asarray(sess.backend.to_host(value))
         if host.dtype.kind not in "biuf":
             raise CheckpointError(f"cannot save session state {key!r} of dtype {host.dtype}: "
                                   "only numeric arrays are saved")
         arrays[_STATE + key] = host
-    if isinstance(sess.rng, np.random.Generator):
-        arrays[_RNG_KEY] = np.array(json.dumps(sess.rng.bit_generator.state))
+    if snap.rng is not None:
+        arrays[_RNG_KEY] = np.array(json.dumps(snap.rng))
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise CheckpointError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}")
@@ -137,14 +137,7 @@ def restore(sess: Session, path) -> Dict[str, Any]:
         rng_state = _rng_state(sess, archive, path)
         metadata = _user_metadata(archive, path)
 
-    for var, value in values.items():
-        sess.set_value(var, value)
-    if state is not None:
-        sess.state.clear()
-        for key, value in state.items():
-            sess.state[key] = sess.backend.asarray(value)
-    if rng_state is not None:
-        sess.rng.bit_generator.state = rng_state
+    sess.load(values, state, rng_state)  # in one step: no run sees half a checkpoint
     return metadata
 
 

@@ -27,34 +27,35 @@ _UNSET = object()
 @dataclasses.dataclass
 class RunContext:
     """What an op's `run` may use: the array namespace, the runtime, the generator, and the
-    session's variables, constants and state (optimizer slots)."""
+    session's variables, constants and `state` dict (optimizer slots, step counts), reached
+    through the accessors the session hands over."""
 
     xp: Any
     runtime: Any
     rng: Any
-    session: Any
     plan: "Plan"
+    graph: Any  # the session's graph (a plan may run a copy of it)
+    backend: Any
+    state: dict
+    _read: Callable[[Node], Any]
+    _write: Callable[[Node, Any], None]
+    _constant: Callable[[Node], Any]
 
     def read_variable(self, node: Node):
         """The current value of the variable `node` (the session's buffer: do not write into it)."""
-        return self.session._variable_value(self.plan.origin.get(node, node))
+        return self._read(self.plan.origin.get(node, node))
 
     def write_variable(self, node: Node, value) -> None:
         """Make `value` (an array no one else holds) the variable's new value."""
-        self.session._store_variable(self.plan.origin.get(node, node), value)
+        self._write(self.plan.origin.get(node, node), value)
 
     def constant(self, node: Node):
         """The constant's value on the session's device (a user constant is moved there once
         per session, one a pass made once per plan)."""
         user = self.plan.origin.get(node, node)
-        if user.graph is self.session.graph:
-            return self.session._constant_value(user)
-        return self.plan.device_constant(node, self.session.backend)
-
-    @property
-    def state(self) -> dict:
-        """The session's state dict (optimizer slots, step counts), keyed by strings."""
-        return self.session.state
+        if user.graph is self.graph:
+            return self._constant(user)
+        return self.plan.device_constant(node, self.backend)
 
 
 class Step:

@@ -15,7 +15,7 @@ import collections
 import contextlib
 import os
 import threading
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 import numpy as np
 
@@ -29,6 +29,14 @@ from .op import Placeholder, Variable
 from .plan import Plan, RunContext
 from .runtime import Runtime, default_runtime
 from .spec import fmt, shapes_compatible
+
+
+class Snapshot(NamedTuple):
+    """A session's variables (host arrays by node), state (host arrays by key) and generator state."""
+
+    variables: Dict[Node, np.ndarray]
+    state: Dict[Any, np.ndarray]
+    rng: Optional[dict]
 
 
 class _ReadWriteLock:
@@ -184,6 +192,39 @@ class Session:
         finally:
             self._lock.release(write=True)
 
+    def snapshot(self) -> "Snapshot":
+        """Host copies of every variable, of `state` and of the generator's state, taken together
+        (no run that writes state can interleave): what `mg.save` writes."""
+        self._lock.acquire(write=False)
+        try:
+            variables = {var: np.array(self.backend.to_host(self._variable_value(var))) for var in self.variables}
+            state = {key: np.array(self.backend.to_host(value)) for key, value in self.state.items()}
+            rng = self.rng.bit_generator.state if isinstance(self.rng, np.random.Generator) else None
+        finally:
+            self._lock.release(write=False)
+        return Snapshot(variables, state, rng)
+
+    def load(self, variables: Mapping[Node, Any], state: Optional[Mapping[str, Any]] = None,
+             rng_state: Optional[dict] = None) -> None:
+        """Set variables (shapes and dtypes already checked), replace `state` (unless None) and
+        the generator's state (unless None) in one step, no run in between: what `mg.restore`
+        does."""
+        new = {var: self.backend.asarray(np.array(value, dtype=var.dtype)) for var, value in variables.items()}
+        for var, value in new.items():
+            self._check_variable(var)
+            if tuple(value.shape) != var.shape:
+                raise ValueError(f"variable {var.name!r} has shape {fmt(var.shape)}, value has {fmt(tuple(value.shape))}")
+        self._lock.acquire(write=True)
+        try:
+            self._variables.update(new)
+            if state is not None:
+                self.state.clear()
+                self.state.update({k: self.backend.asarray(np.array(v)) for k, v in state.items()})
+            if rng_state is not None:
+                self.rng.bit_generator.state = rng_state
+        finally:
+            self._lock.release(write=True)
+
     def _check_variable(self, var: Node) -> None:
         if not isinstance(var, Node) or not isinstance(var.op, Variable):
             raise TypeError(f"expected a variable node, got {var!r}")
@@ -203,15 +244,15 @@ class Session:
         graph that runs: the optimised copy unless optimize=False), its value and its input
         values (none for a fed placeholder); it must not change them.
         """
-        flat, rebuild = flatten_fetches(fetches)
-        for node in flat:
-            if node.graph is not self.graph:
-                raise GraphError(f"cannot fetch {node.name!r}: it belongs to another graph than this session's")
+        flat, rebuild = self._fetch_list(fetches)
         fed = self._check_feed(feed or {})
+        if not flat:
+            return rebuild([])
         plan = self.plan(flat, list(fed))
         values = [fed[n] for n in plan.feed_keys]
         signature = tuple((tuple(v.shape), v.dtype.str) for v in values)
-        ctx = RunContext(self.xp, self.runtime, self.rng, self, plan)
+        ctx = RunContext(self.xp, self.runtime, self.rng, plan, self.graph, self.backend, self.state,
+                         self._variable_value, self._store_variable, self._constant_value)
         self._lock.acquire(write=plan.writes_state)
         try:
             with self.runtime.run_scope() if plan.uses_blas else contextlib.nullcontext():
@@ -223,6 +264,14 @@ class Session:
         if to_host:
             outs = [self.backend.to_host(v) for v in outs]
         return rebuild(outs)
+
+    def _fetch_list(self, fetches):
+        """The fetched nodes (all of this session's graph) and the function rebuilding the structure."""
+        flat, rebuild = flatten_fetches(fetches)
+        for node in flat:
+            if node.graph is not self.graph:
+                raise GraphError(f"cannot fetch {node.name!r}: it belongs to another graph than this session's")
+        return flat, rebuild
 
     def plan(self, fetches: List[Node], fed: List[Node]) -> Plan:
         """The (cached) plan that runs `fetches` with `fed` placeholders fed."""
@@ -246,8 +295,10 @@ class Session:
     def kernels(self, fetches, feed: Optional[dict] = None) -> Dict[str, str]:
         """{node name: algorithm} the last runs of `fetches` with feeds shaped like `feed` used
         (names are those of the graph that runs: the optimised copy unless optimize=False)."""
-        flat, _ = flatten_fetches(fetches)
+        flat, _ = self._fetch_list(fetches)
         fed = self._check_feed(feed or {})
+        if not flat:
+            return {}
         plan = self.plan(flat, list(fed))
         values = [fed[n] for n in plan.feed_keys]
         return plan.kernels(tuple((tuple(v.shape), v.dtype.str) for v in values))
@@ -339,4 +390,4 @@ def lossless_cast(xp, node: Node, value):
     return cast
 
 
-__all__ = ["Session", "lossless_cast"]
+__all__ = ["Session", "Snapshot", "lossless_cast"]

@@ -2,8 +2,8 @@
 
     mg.testing.gradcheck(lambda x, w: ops.matmul(x, w), [x0, w0], order=2)
 
-builds `fn` on float64 placeholders, reduces its output to a scalar with a fixed random
-weighting, and compares `mg.gradients` with central differences element by element
+builds `fn` on float64 placeholders, reduces its output y to a scalar (a fixed random
+weighting of y plus y**2 / 2, so that the output gradient depends on the inputs), and compares `mg.gradients` with central differences element by element
 (`mode="full"`) or along random directions (`mode="random"`, cheap on big tensors).
 With `order=2` it does the same for the gradient of the (randomly weighted) gradient,
 which exercises every gradient op's own gradient.
@@ -96,7 +96,10 @@ def gradcheck(fn: Callable, inputs: Sequence, order: int = 2, eps: float = 1e-6,
     y_value = sess.run(y, feed)
     xs = [phs[i] for i in wrt]
     with g:
-        scalar = mg.ops.sum(y * mg.constant(rng.standard_normal(y_value.shape)), name="weighted_output")
+        # a random weighting plus a square: the output gradient then depends on the inputs, so the
+        # second order also checks the paths through it (a weighting linear in y would not)
+        weights = mg.constant(rng.standard_normal(y_value.shape))
+        scalar = mg.ops.sum(y * weights + 0.5 * (y * y), name="weighted_output")
     report = GradcheckReport([], [])
     for k in range(1, order + 1):
         grads = mg.gradients(scalar, xs)

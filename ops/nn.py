@@ -249,10 +249,16 @@ class LocalResponseNormGrad(Op):
         return _lrn_grad_chunked(serial_runtime(xp), self, x, g)
 
     def gradient(self, node, gg):
+        """The partial derivatives of the formula in x and in g, each with the other held fixed
+        (g usually depends on x itself: autodiff adds that path through g's own gradient)."""
         from minigraph.autodiff import gradients
+
+        from .state import stop_gradient
         x, g = node.inputs
-        expr = LocalResponseNorm(self.size, self.alpha, self.beta, self.k).gradient_expression(x, g)
-        return gradients(sum(expr * gg), [x, g])
+        lrn = LocalResponseNorm(self.size, self.alpha, self.beta, self.k)
+        (gx,) = gradients(sum(lrn.gradient_expression(x, stop_gradient(g)) * gg), [x])
+        (g_g,) = gradients(sum(lrn.gradient_expression(stop_gradient(x), g) * gg), [g])
+        return [gx, g_g]
 
 
 _MASK64 = (1 << 64) - 1
