@@ -267,6 +267,9 @@ class Graph:
     def add_named(self, op, inputs: Sequence[Node], full_name: str, spec: Spec) -> Node:
         """Record a node under the full name `full_name` (a suffix is added if it is taken) with a
         known spec, outside any scope: how a pass copies nodes into a new graph."""
+        for x in inputs:
+            if not isinstance(x, Node) or x.graph is not self:
+                raise GraphError(f"{op.kind}: input {getattr(x, 'name', x)!r} is not a node of this graph")
         spec = Spec(tuple(spec.shape), np.dtype(spec.dtype))
         with self._lock:
             full = self.unique_name(full_name)
@@ -274,8 +277,6 @@ class Graph:
             self.nodes.append(node)
             self._by_name[full] = node
             for x in dict.fromkeys(inputs):
-                if x.graph is not self:
-                    raise GraphError(f"{op.kind}: input {x.name!r} belongs to another graph")
                 self._consumers.setdefault(x.index, []).append(node)
             self._nx = None
         return node

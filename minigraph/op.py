@@ -43,7 +43,8 @@ kind elsewhere:
                   identity, helper (drawn and counted as part of its consumer), param
                   (folded into its consumer's label)
 
-plus three display methods, `label(node)`, `short_label(node)` and `display_kind(node)`.
+plus the display methods `label(node)`, `short_label(node)`, `display_kind(node)`,
+`consumer_label(node)` and `activation_name()`.
 `mg.ops.registry()` returns {kind: class}; a second class claiming a kind is an error when
 it is defined.
 """
@@ -151,6 +152,13 @@ class Op:
 
     def cost(self, node: Node) -> Cost:
         return Cost()
+
+    @property
+    def overwrites_input(self) -> Optional[int]:
+        """The index of an input whose buffer this op writes its result into (an in-place
+        variant a pass made), or None: a per-step check or trace then sees a copy of that input
+        as it was."""
+        return None
 
     def state_slots(self, node: Node) -> Dict[str, StateSlot]:
         """{session.state key: StateSlot} of the entries this node's `run` writes (none by

@@ -179,6 +179,10 @@ class Plan:
                         kernel = table[i] = dispatch.select(step.op, tuple(a.shape for a in args),
                                                             self.backend, self.forced, rt)
                     start = clock() if clock else 0.0
+                    if check is not None and step.op.overwrites_input is not None:
+                        k = step.op.overwrites_input
+                        before = list(args)
+                        before[k] = args[k].copy()  # what the check reports, if it must
                     if kernel is None:
                         slots[i] = step.op.run(ctx, step.node, args)
                     else:
@@ -189,7 +193,8 @@ class Plan:
                         entry[0] += clock() - start
                         entry[1] += 1
                 if check is not None:
-                    check(self, step, slots[i], () if step.feed is not None else args)
+                    check(self, step, slots[i], () if step.feed is not None else
+                          before if step.op.overwrites_input is not None else args)
                 for j in step.release:
                     slots[j] = None
         except MinigraphError as exc:

@@ -11,9 +11,10 @@ kernels receive it and ask it to split their work:
   to own the threading: split the batch into chunks, run them on a pool of Python threads
   (NumPy releases the GIL in its loops and BLAS calls), and keep BLAS at one thread while
   they run, so that copies and GEMMs of different chunks overlap. BLAS is held at one thread
-  for the whole of every `Session.run` (`run_scope`) and every kernel call, whatever thread
-  calls: counted process-wide, since BLAS's thread count is a process-wide setting. Results
-  are therefore the same bits from any thread, alone or concurrently.
+  for the whole of every `Session.run` whose plan calls BLAS (`run_scope`) and every kernel
+  call, whatever thread calls: counted process-wide, since BLAS's thread count is a
+  process-wide setting. Results are therefore the same bits from any thread, alone or
+  concurrently.
 - `DeviceRuntime` (CuPy): one call over the whole batch; the device parallelises each call
   itself and many small launches would leave it idle.
 
@@ -248,7 +249,10 @@ class CpuRuntime(Runtime):
             self._inside.flag = True
             return fn(*r)
 
-        return list(self._get_pool().map(call, ranges))
+        try:
+            return list(self._get_pool().map(call, ranges))
+        except RuntimeError:  # the pool was closed under us (`close`): a new one takes the work
+            return list(self._get_pool().map(call, ranges))
 
 
 _defaults = {}

@@ -54,6 +54,10 @@ class Conv1x1(Op):
         """With `accumulate`, the result is the accumulator input's buffer."""
         return self.accumulate
 
+    @property
+    def overwrites_input(self):
+        return -1 if self.accumulate else None  # the accumulator, the last input
+
     def infer(self, x: Spec, w: Spec, *extra: Spec) -> Spec:
         check_rank(x, 4, "input")
         _check_weights(w)

@@ -148,6 +148,10 @@ class AddN(Op):
         """In place, the result is the first input's buffer."""
         return self.in_place
 
+    @property
+    def overwrites_input(self):
+        return 0 if self.in_place else None
+
 
 @dataclasses.dataclass(frozen=True)
 class Neg(Unary):

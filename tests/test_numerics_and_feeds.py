@@ -120,3 +120,50 @@ def test_an_empty_batch_and_labels_out_of_range_are_clear_errors(feeds_graph):
         sess.run(loss, {x: np.ones((0, 3)), labels: np.zeros(0, "int32")})
     with pytest.raises(mg.FeedError, match=r"labels must lie in \[0, 3\), got values from 0 to 7"):
         sess.run(loss, {x: np.ones((2, 3)), labels: np.array([0, 7], "int32")})
+
+
+def test_an_in_place_sum_reports_its_inputs_as_they_were():
+    """The backward passes let add_n write into its first input; the check still shows that input
+    as it was (finite), not as the overwritten sum."""
+    with mg.Graph() as g:
+        x = mg.placeholder((2,), name="x")
+        a, b = ops.mul(x, 2.0, name="a"), ops.mul(x, 1.5, name="b")
+        s = ops.add_n([a, b], name="s")
+    feed = {x: np.array([1e38, 1.0], "float32")}
+    for optimize in (True, False):
+        with pytest.raises(mg.NumericsError) as info, np.errstate(over="ignore"):
+            mg.Session(g, check_numerics=True, optimize=optimize).run(s, feed)
+        text = str(info.value)
+        assert "'a' (mul): shape (2,), 0 NaN, 0 Inf, finite range [2, 2e+38]" in text, text
+
+
+def test_saves_from_a_thread_while_another_trains_are_consistent(tmp_path):
+    """mg.save takes the variables, the state and the generator of one moment."""
+    import threading
+    with mg.Graph() as g:
+        ws = [mg.variable(np.zeros(2, "float32"), name=f"w{i}") for i in range(30)]
+        train = mg.optim.SGD(1.0).minimize(ops.add_n([ops.sum(w) for w in ws]))
+    sess = mg.Session(g)
+    stop = threading.Event()
+
+    def trainer():
+        while not stop.is_set():
+            sess.run(train)
+
+    import sys
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads switch often: a save that is not one step would show
+    t = threading.Thread(target=trainer)
+    t.start()
+    try:
+        for i in range(10):
+            path = mg.save(sess, tmp_path / f"c{i}.npz")
+            with np.load(path) as f:
+                values = {float(f[f"variables/w{j}.npy" if f"variables/w{j}.npy" in f.files else f"variables/w{j}"][0])
+                          for j in range(30)}
+                step = int(f["state/SGD/step"]) if "state/SGD/step" in f.files else 0
+            assert len(values) == 1 and values == {-float(step)}, (values, step)
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(interval)

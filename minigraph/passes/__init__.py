@@ -88,7 +88,7 @@ def run_passes(fetches: Sequence[Node], fed: Iterable[Node] = (), passes=None, b
 def optimize(fetches, feed: Optional[Iterable[Node]] = None, passes=None, backward: bool = True) -> Optimized:
     """What a session runs for `fetches` (a node or a list of nodes): the optimised graph and
     the mapping from each original node to its counterpart. `feed` names the placeholders that
-    would be fed (a placeholder with a default that is not fed is folded to its default);
+    would be fed (a placeholder with a constant default that is not fed is folded to it);
     `backward=False` leaves out the backward fusions, as a device session does; `passes`
     overrides both (see `passes_for`)."""
     from minigraph.errors import GraphError
