@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 from .classifier import classes_of, evaluate, input_geometry, plot_confusion, predict_files
+from .argtypes import positive_int
+from .data import DataError
 from .saved_model import load_model
 
 __all__ = ["add_predict_command", "add_evaluate_command", "CONFUSION"]
@@ -44,7 +46,7 @@ def add_evaluate_command(subparsers) -> None:
                    help="which part of the data (default test: the images training held out)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help=f"where to write {CONFUSION} (default: the model file's folder)")
-    p.add_argument("--batch-size", type=int, default=256, help="images per run (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per run (default 256)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_evaluate)
 
@@ -72,6 +74,10 @@ def _evaluate(args) -> int:
     model = load_model(args.model)
     c, h, w = input_geometry(model)
     dataset = load_data(args.data, h, c) if args.data is not None else load_data()
+    trained, given = list(classes_of(model)), [str(n) for n in dataset.classes]
+    if trained != given:  # labels are class indices: other names or another order give a false score
+        raise DataError(f"{args.data or 'the digits'} has the classes {given}, but {args.model} was trained "
+                        f"on {trained}: evaluate it on data with the same classes in the same order")
     x, y = (dataset.x_test, dataset.y_test) if args.split == "test" else (dataset.x_train, dataset.y_train)
     result = evaluate(model, x, y, args.batch_size, progress=not args.no_progress)
     names = result.classes

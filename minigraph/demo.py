@@ -16,6 +16,7 @@ import os
 import time
 from typing import List, Optional, Tuple
 
+from .argtypes import positive_int
 from .train import TrainConfig, fit
 from .visualize import print_files, visualize_digits
 from minigraph.viz.figures import MatplotlibNotFoundError
@@ -84,7 +85,7 @@ def add_command(subparsers) -> None:
     p = subparsers.add_parser("demo", help="draw Inception, summarise GoogLeNet, train on digits, see inside",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=DEMO_OUT, help=f"output folder (default {DEMO_OUT})")
-    p.add_argument("--epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
+    p.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS, help=f"training epochs (default {DEMO_EPOCHS})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=lambda args: _run(args))
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 Shapes = Tuple[Tuple[int, ...], ...]
 GENERIC = "generic"  # the name of the op's own forward(xp, ...) when it is chosen

@@ -479,8 +479,3 @@ def plot_metrics(metrics: dict, path: str) -> Optional[str]:
 
 def _write_atomic(path: str, text: str) -> None:
     write_atomic(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()

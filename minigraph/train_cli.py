@@ -1,13 +1,12 @@
 """`minigraph train`: the command-line face of `minigraph.train.fit`."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import math
 import os
 import sys
 
 from . import distributed, train_metadata
+from .argtypes import int_between, non_negative_int, positive_float, positive_int
 from .train import AUGMENTATIONS, CHECKPOINT, RESUMABLE, TrainConfig, distributed_backend, fit
 from .train_setup import MODELS
 
@@ -24,17 +23,17 @@ def add_command(subparsers) -> None:
                     "Writes checkpoint.npz, model.npz (for minigraph predict/evaluate), metrics.json and loss.png "
                     "(with matplotlib) to --out. "
                     "Ctrl-C saves a checkpoint; --resume continues it.")
-    p.add_argument("--epochs", type=_positive, default=None, help=f"epochs in all (default {d.epochs})")
-    p.add_argument("--batch-size", type=_positive, default=None, help=f"mini-batch size (default {d.batch_size})")
-    p.add_argument("--lr", type=_positive_float, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"epochs in all (default {d.epochs})")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"mini-batch size (default {d.batch_size})")
+    p.add_argument("--lr", type=positive_float, default=None,
                    help=f"initial learning rate, halved every 4 epochs (default {d.lr})")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
                    help=f"adam, or sgd with Nesterov momentum 0.9 (default {d.optimizer})")
-    p.add_argument("--seed", type=_non_negative, default=None,
+    p.add_argument("--seed", type=non_negative_int, default=None,
                    help=f"seed of weights, batches, augmentation, dropout (default {d.seed})")
     p.add_argument("--out", default=d.out, help=f"output folder (default {d.out})")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--train-limit", type=_positive, default=None, metavar="N",
+    p.add_argument("--train-limit", type=positive_int, default=None, metavar="N",
                    help="train on the first N training images only (quick smoke runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, one line per epoch")
     p.add_argument("--check-numerics", action="store_true", default=None,
@@ -49,7 +48,7 @@ def add_command(subparsers) -> None:
                    help="an image folder (one sub-folder per class, or train/ and test/ each so), or CIFAR-10's "
                         "binary folder or .tar.gz (default: the 8x8 digits)")
     p.add_argument("--model", choices=tuple(MODELS), default=None, help=f"the network (default {d.model})")
-    p.add_argument("--image-size", type=_positive, default=None, metavar="N",
+    p.add_argument("--image-size", type=int_between(1, 4096), default=None, metavar="N",
                    help="--data folders: decode images at N x N (default 32)")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None,
                    help="--data folders: 3 for RGB, 1 for grayscale (default 3)")
@@ -57,27 +56,6 @@ def add_command(subparsers) -> None:
                    help="random 4-pixel crops and/or mirror flips of the training images "
                         "(default: crop+flip with --data, none for the digits)")
     p.set_defaults(func=run_command)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
 
 
 def _saved_settings(args) -> dict:

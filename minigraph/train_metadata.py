@@ -38,6 +38,13 @@ def _number(minimum: float = -math.inf, positive: bool = False) -> Callable[[Any
     return ok
 
 
+def _names(table: str):
+    """The keys of the training loop's table of models or augmentations (imported when a
+    checkpoint is read: the loop imports this module)."""
+    from . import train, train_setup
+    return getattr(train_setup, table, None) or getattr(train, table)
+
+
 _CONFIG = {
     "batch_size": (_int(1), "an integer >= 1"),
     "lr": (_number(positive=True), "a finite number > 0"),
@@ -48,10 +55,11 @@ _CONFIG = {
 }
 _CONFIG_LATER = {  # settings added after the first checkpoints: checked when present
     "data": (lambda v: v is None or isinstance(v, str), "null or a path"),
-    "model": (lambda v: isinstance(v, str), "a model name"),
+    "model": (lambda v: isinstance(v, str) and v in _names("MODELS"), "a model name of `minigraph train --model`"),
     "image_size": (lambda v: v is None or _int(1)(v), "null or an integer >= 1"),
     "channels": (lambda v: v in (1, 3) and not isinstance(v, bool), "1 or 3"),
-    "augment": (lambda v: isinstance(v, str), "an augmentation name"),
+    "augment": (lambda v: isinstance(v, str) and v in _names("AUGMENTATIONS"),
+                "an augmentation name of `minigraph train --augment`"),
 }
 _PARTIAL = {
     "loss_sum": (_number(), "a finite number"),

@@ -78,7 +78,12 @@ def load_data(path: Optional[str] = None, image_size: Optional[int] = None, chan
         return mgdata.digits()
     if os.path.isfile(path) or any(os.path.isfile(os.path.join(path, *sub, "data_batch_1.bin"))
                                    for sub in ((), ("cifar-10-batches-bin",))):
+        if os.path.isfile(path) and not path.endswith((".tar.gz", ".tgz", ".tar")):
+            raise mgdata.DataError(f"{path} is a file, neither a folder of images (one sub-folder per "
+                                   "class) nor a CIFAR-10 binary archive (.tar.gz)")
         if image_size not in (None, 32) or channels != 3:
-            raise mgdata.DataError(f"{path} is CIFAR-10: its images are 3 x 32 x 32 (drop --image-size/--channels)")
+            raise mgdata.DataError(f"{path} is CIFAR-10: its images are 3 x 32 x 32, not {channels} x "
+                                   f"{image_size} x {image_size} (train without --image-size/--channels; "
+                                   "a model made for other images cannot read them)")
         return mgdata.load_cifar10(path)
     return mgdata.image_folder(path, image_size or 32, channels)

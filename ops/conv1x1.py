@@ -108,7 +108,7 @@ class Conv1x1(Op):
         """params: elements of w and b; macs: output elements x C (batch None counts as 1);
         unshared_params: params x H x W (its own w and b at every pixel, see `conv.unshared_params`)."""
         x, w = node.inputs[:2]
-        bias, _ = grad_fusion.split_mask(self, node.inputs[2:])
+        bias, _, _ = grad_fusion.split_trailing(self, node.inputs[2:])
         params = sum(num_elements(v.shape) or 0 for v in [w] + list(bias))
         outs = num_elements((node.shape[0] or 1,) + tuple(node.shape[1:]))
         c = x.shape[1]

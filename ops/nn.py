@@ -168,6 +168,8 @@ class ChannelWindowSum(Op):
     after: int
 
     def infer(self, x: Spec) -> Spec:
+        if min(self.before, self.after) < 0:
+            raise ShapeError(f"the channel window ({self.before}, {self.after}) must not be negative")
         check_float(x)
         if len(x.shape) < 2:
             raise ShapeError(f"input needs a channel axis (rank >= 2), got {fmt(x.shape)}")
@@ -320,6 +322,8 @@ class DropoutMask(Op):
 
     def infer(self, x: Spec, training: Spec, first_example: Optional[Spec] = None) -> Spec:
         check_float(x)
+        if not 0.0 <= self.rate < 1.0:  # the builder checks it too; a model file may not have
+            raise ShapeError(f"the dropout rate must lie in [0, 1), got {self.rate!r}")
         if training.shape != () or training.dtype.kind != "b":
             raise ShapeError(f"training must be a scalar bool, got {fmt(training.shape)} {training.dtype}")
         if first_example is not None and (first_example.shape != () or first_example.dtype.kind not in "iu"):

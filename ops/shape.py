@@ -123,5 +123,12 @@ def reshape_like(x, like, name: Optional[str] = None):
 
 def transpose(x, axes=None, name: Optional[str] = None):
     """Permute axes (default: reverse them)."""
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % max(x.ndim, 1) for a in axes)
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    else:
+        axes = tuple(int(a) for a in axes)
+        bad = [a for a in axes if not -x.ndim <= a < x.ndim]
+        if bad:
+            raise ShapeError(f"transpose: axis {bad[0]} is out of range for shape {fmt(x.shape)}")
+        axes = tuple(a % max(x.ndim, 1) for a in axes)
     return apply(Transpose(axes), [x], name)

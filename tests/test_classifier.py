@@ -132,6 +132,14 @@ def test_evaluate_command_on_an_image_folder(tmp_path, capsys):
     # data of another size than the model takes is refused, naming both
     with pytest.raises(mg.data.DataError, match="the data's images are 1 x 8 x 8, the model takes 3 x 8 x 8"):
         classifier.evaluate(model, np.zeros((2, 1, 8, 8), "float32"), np.zeros(2, int))
+    # other classes (or the same in another order) would give a false score: refused
+    (tmp_path / "imgs" / "red").rename(tmp_path / "imgs" / "rouge")
+    assert cli.main(["evaluate", str(out / "model.npz"), "--data", str(tmp_path / "imgs"), "--no-progress",
+                     "--out", str(tmp_path / "eval")]) == 2
+    assert "has the classes ['blue', 'green', 'rouge'], but" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a usage error, not a traceback
+        cli.main(["evaluate", str(out / "model.npz"), "--batch-size", "0"])
+    assert "--batch-size: must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_a_model_that_is_no_classifier_is_refused(tmp_path):

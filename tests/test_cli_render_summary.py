@@ -174,3 +174,13 @@ def test_unknown_network_is_an_argument_error(capsys):
     with pytest.raises(SystemExit):
         main(["summary", "missing.onnx"])
     assert "no ONNX file at missing.onnx" in capsys.readouterr().err
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "inception", "-o", "x.bogus"]) == 2
+    assert "cannot tell the format from 'x.bogus'" in capsys.readouterr().err
+    import pytest
+    with pytest.raises(SystemExit):
+        main(["demo", "--epochs", "0"])
+    assert "--epochs: must be a positive integer, got 0" in capsys.readouterr().err

@@ -143,3 +143,13 @@ def test_inception_module_and_branch_scopes_return_their_outputs():
     assert branch is out.inputs[1] and branch.name == "inception_a/branch_3x3/conv/relu"
     assert g.get("inception_a/branch_3x3/reduce").name == "inception_a/branch_3x3/reduce/relu"
     assert g.get("inception_a/branch_pool/pool").kind == "max_pool"        # a node's own name
+
+
+def test_a_node_copied_onto_another_graphs_input_is_refused_before_it_is_recorded():
+    from minigraph.spec import Spec
+    with mg.Graph():
+        x = mg.placeholder((2,), name="x")
+    g2 = mg.Graph()
+    with pytest.raises(mg.GraphError, match="is not a node of this graph"):
+        g2.add_named(ops.registry()["identity"](), [x], "y", Spec((2,), np.dtype("float32")))
+    assert g2.nodes == [] and g2.find("y") is None

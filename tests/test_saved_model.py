@@ -145,6 +145,11 @@ def _rewrite(path, change):
     np.savez(path, **arrays)
 
 
+def _description(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return json.loads(str(npz["meta/graph"]))
+
+
 def test_files_that_are_not_good_models_are_clear_errors(tmp_path):
     path, sess, x, y = _saved(tmp_path)
     assert mg.load_model(path).run({"x": np.ones((1, 4), "float32")}, "probs").shape == (1, 2)
@@ -168,7 +173,7 @@ def test_files_that_are_not_good_models_are_clear_errors(tmp_path):
         (lambda d, a: a.update({"variables/w": np.zeros((3, 2), "float32")}),
          r"node 'w' \(variable\): the file says \(4, 2\) float32, its op gives \(3, 2\) float32"),
         (lambda d, a: (a.update({"variables/w": np.zeros((3, 2), "float32")}), d["nodes"][1].update(shape=[3, 2])),
-         r"node 'matmul' \(matmul\): its shape rule rejects its inputs: inner dimensions differ"),
+         r"node 'matmul' \(matmul\): its shape rule rejects its inputs or attributes: ShapeError: inner dimensions differ"),
         (lambda d, a: d["nodes"][3]["attrs"].update(axis={"__set__": [1]}),
          r"node 'softmax' \(softmax\): its attributes do not make a Softmax \(unknown attribute encoding"),
         (lambda d, a: d["nodes"][3]["attrs"].update(axes=1),
@@ -176,10 +181,29 @@ def test_files_that_are_not_good_models_are_clear_errors(tmp_path):
         (lambda d, a: d["nodes"][2].update(inputs=[0, 3]), r"its inputs \[0, 3\] must be earlier nodes"),
         (lambda d, a: d.pop("nodes"), r"corrupt model description \(KeyError"),
         (lambda d, a: d["inputs"][0].__setitem__(1, 2), r"input 'x' is a matmul, not a placeholder"),
+        (lambda d, a: d["outputs"][0].__setitem__(1, -1), r"corrupt list of outputs \(a node index is not"),
     ]
     for change, message in cases:
         p, *_ = _saved(tmp_path)
         _rewrite(p, change)
+        with pytest.raises(mg.ModelFileError, match=message):
+            mg.load_model(p)
+
+
+def test_tampered_attributes_that_break_a_shape_rule_are_clear_errors(tmp_path):
+    """A stride of 0 (a ZeroDivisionError inside the rule) or a dropout rate of 5 in the file."""
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 1, 6, 6), name="x")
+        t = mg.placeholder_with_default(False, name="training")
+        h = ops.max_pool(ops.conv2d(x, mg.variable(np.ones((2, 1, 3, 3), "float32"), name="w")), 2)
+        y = ops.dropout(h, 0.5, t)
+    path = mg.save_model(tmp_path / "m.npz", {"x": x}, {"y": y}, mg.Session(g))
+    kinds = {n["kind"]: i for i, n in enumerate(_description(path)["nodes"])}
+    for kind, attr, value, message in [("conv2d", "stride", {"__tuple__": [0, 0]}, "conv2d"),
+                                       ("max_pool", "stride", {"__tuple__": [0, 0]}, "max_pool"),
+                                       ("dropout_mask", "rate", 5.0, r"dropout rate must lie in \[0, 1\)")]:
+        p = mg.save_model(tmp_path / f"{kind}.npz", {"x": x}, {"y": y}, mg.Session(g))
+        _rewrite(p, lambda d, a: d["nodes"][kinds[kind]]["attrs"].update({attr: value}))
         with pytest.raises(mg.ModelFileError, match=message):
             mg.load_model(p)
 

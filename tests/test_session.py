@@ -151,3 +151,41 @@ def test_backend_errors():
     except ImportError:
         with pytest.raises(mg.BackendError, match=r"needs CuPy.*pip install 'minigraph\[cuda\]'"):
             mg.Session(mg.Graph(), backend="cupy")
+
+
+def test_empty_fetches_and_fetches_from_another_graph(small):
+    g, x, w, y, s = small
+    sess = mg.Session(g)
+    assert sess.run([]) == [] and sess.run({}) == {} and sess.run(()) == ()
+    assert sess.kernels([]) == {}
+    with mg.Graph():
+        stranger = mg.placeholder((1,), name="stranger")
+    with pytest.raises(mg.GraphError, match="cannot fetch 'stranger'"):
+        sess.kernels(stranger)
+
+
+def test_a_runtime_closed_while_runs_go_on_keeps_working():
+    import threading
+    rt = mg.CpuRuntime(threads=2)
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal((8, 3, 16, 16)).astype("float32")
+    with mg.Graph() as g:
+        xp = mg.placeholder(x0.shape)
+        y = ops.conv2d(xp, mg.constant(rng.standard_normal((4, 3, 3, 3)).astype("float32")), padding=1)
+    sess = mg.Session(g, runtime=rt)
+    ref = sess.run(y, {xp: x0})
+    stop, errors = threading.Event(), []
+
+    def closer():
+        while not stop.is_set():
+            rt.close()
+
+    t = threading.Thread(target=closer)
+    t.start()
+    try:
+        for _ in range(50):
+            np.testing.assert_array_equal(sess.run(y, {xp: x0}), ref)
+    finally:
+        stop.set()
+        t.join()
+    rt.close()

@@ -286,6 +286,8 @@ def _set(meta, key, value, inner=None):
     (lambda m: _set(m, "batch", 99), "'batch' is 99, but an epoch has 3 batches"),
     (lambda m: _set(m, "partial", {"seen": 3}), "'partial' has no 'loss_sum'"),
     (lambda m: _set(m, "step_losses", [1.0, "x"]), r"'step_losses'\[1\] must be a finite number"),
+    (lambda m: _set(m, "augment", "bogus", "config"), r"'config'\['augment'\] must be an augmentation name"),
+    (lambda m: _set(m, "model", "resnet", "config"), r"'config'\['model'\] must be a model name"),
 ])
 def test_resume_from_damaged_metadata_is_a_clear_error(tmp_path, capsys, edit, message):
     rc, out, _ = train(tmp_path, "run", "--epochs", "1")

@@ -20,6 +20,10 @@ INSTALL_HINT = ("install Graphviz, which provides the `dot` program: `sudo apt-g
                 "`conda install graphviz`, or see https://graphviz.org/download/ (`make dot` does it here)")
 
 
+class RenderFormatError(MinigraphError, ValueError):
+    """The file name's suffix names no format a diagram can be written in."""
+
+
 class GraphvizNotFoundError(MinigraphError, RuntimeError):
     """Rendering an image needs Graphviz's `dot` program and it was not found."""
 
@@ -36,7 +40,7 @@ def render(target: Union[Target, graphviz.Digraph], path: Union[str, os.PathLike
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in IMAGE_FORMATS + SOURCE_FORMATS:
-        raise ValueError(f"cannot tell the format from {str(path)!r}: use a suffix among "
+        raise RenderFormatError(f"cannot tell the format from {str(path)!r}: use a suffix among "
                          + ", ".join("." + f for f in IMAGE_FORMATS + SOURCE_FORMATS))
     dot = target if isinstance(target, graphviz.Digraph) else to_dot(target, **options)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,4 +62,4 @@ def render(target: Union[Target, graphviz.Digraph], path: Union[str, os.PathLike
     return path
 
 
-__all__ = ["render", "GraphvizNotFoundError", "INSTALL_HINT"]
+__all__ = ["render", "GraphvizNotFoundError", "RenderFormatError", "INSTALL_HINT"]

@@ -201,3 +201,11 @@ def test_dropout_first_example_errors():
         y = ops.dropout(x, 0.5, True, first_example=mg.constant(np.int64(-1)))
     with pytest.raises(ValueError, match="first_example must be >= 0, got -1"):
         mg.Session(y.graph).run(y, {x: np.ones((2, 4), "float32")})
+
+
+def test_a_negative_channel_window_is_a_shape_error():
+    with mg.Graph():
+        x = mg.placeholder((1, 5, 2, 2))
+        for before, after in [(-1, 2), (0, -1)]:
+            with pytest.raises(mg.ShapeError, match="must not be negative"):
+                ops.channel_window_sum(x, before, after)

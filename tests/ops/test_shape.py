@@ -67,3 +67,11 @@ def test_errors():
             ops.reshape(p, (-1, -1))
         with pytest.raises(mg.ShapeError, match=r"transpose 'transpose': axes \(0, 0\) are not a permutation"):
             ops.transpose(p, (0, 0))
+
+
+def test_transpose_axes_out_of_range_are_shape_errors():
+    with mg.Graph():
+        x = mg.placeholder((2, 3))
+        with pytest.raises(mg.ShapeError, match=r"axis 3 is out of range for shape \(2, 3\)"):
+            ops.transpose(x, (3, 0))
+        assert ops.transpose(x, (-1, 0)).shape == (3, 2)
