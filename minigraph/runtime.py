@@ -245,9 +245,12 @@ class CpuRuntime(Runtime):
         if len(ranges) == 1 or self.threads < 2 or getattr(self._inside, "flag", False):
             return [fn(a, b) for a, b in ranges]
 
+        errors = np.geterr()  # the caller's np.errstate holds in the workers too
+
         def call(r):
             self._inside.flag = True
-            return fn(*r)
+            with np.errstate(**errors):
+                return fn(*r)
 
         try:
             return list(self._get_pool().map(call, ranges))

@@ -349,7 +349,8 @@ def _train(config: TrainConfig, comm, resume: bool, progress: bool, model_fn, da
     if comm is not None:
         log(f"data-parallel over {comm.size} ranks ({comm.backend}): {config.batch_size // comm.size} "
             f"of each batch of {config.batch_size} per rank")
-    with _DeferredInterrupt() as interrupt:
+    # NaN and overflow are the loss check's to report (`diverged`), not NumPy's warnings
+    with _DeferredInterrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         try:
             while run.epoch < config.epochs:
                 run.train_epoch(progress, interrupt.pending, on_step)

@@ -71,6 +71,31 @@ def test_nested_calls_from_pool_threads_run_serially():
     rt.close()
 
 
+@pytest.mark.parametrize("setting, expect", [("raise", FloatingPointError), ("ignore", None)])
+def test_the_callers_numpy_error_state_holds_in_pool_threads(setting, expect):
+    """np.errstate is per thread: chunks run on the pool follow the caller's, as when they run
+    on the calling thread (a chunk on a worker used NumPy's default, a warning)."""
+    rt = CpuRuntime(threads=2)
+    big = np.full(4, 3e38, np.float32)
+    threads = set()
+
+    def overflow(a, b):
+        threads.add(threading.current_thread().name)
+        return big[a:b] * np.float32(10)
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning from any thread fails the "ignore" case
+        with np.errstate(over=setting):
+            if expect is None:
+                assert all(np.isinf(c).all() for c in rt.run_chunks(overflow, 4, 1))
+            else:
+                with pytest.raises(expect):
+                    rt.run_chunks(overflow, 4, 1)
+    assert len(threads - {threading.current_thread().name}) >= 1  # the pool did run chunks
+    rt.close()
+
+
 def test_threads_must_be_positive():
     with pytest.raises(ValueError, match="threads must be a positive int"):
         CpuRuntime(threads=0)

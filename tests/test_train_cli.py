@@ -220,6 +220,7 @@ def test_check_numerics_names_the_first_op_that_overflows(tmp_path, capsys):
     assert "its inputs:" in err and not (out / "checkpoint.npz").exists()
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the clear message only, no NumPy overflow warnings
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     """SGD at lr 1 on this tiny run: epoch 1 is finite, epoch 2 reaches a NaN loss (main printed
     `loss nan`, exited 0 and saved NaN weights)."""
@@ -244,7 +245,7 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
     assert len(metrics["epochs"]) == 1
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_divergence_before_any_save_says_nothing_was_written(tmp_path):
     from minigraph import NumericsError
     config = TrainConfig(epochs=1, batch_size=32, lr=10.0, optimizer="sgd", out=str(tmp_path / "run"))
