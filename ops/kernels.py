@@ -105,12 +105,16 @@ def out_size(size: Optional[int], k: int, stride: int, dilation: int, pad: Pair)
 
 
 def check_fits(in_hw, k_hw: Pair, stride: Pair, dilation: Pair, pads: Pads, what: str = "kernel"):
-    """The output (OH, OW) of a window sweep, or a ShapeError if the kernel has an empty axis,
-    if a padding side reaches the kernel's extent (windows of padding only: a padding of 10**5
-    would build, then exhaust memory) or if the kernel outgrows the padded input."""
-    for axis, k, d, p in zip("HW", k_hw, dilation, pads):
+    """The output (OH, OW) of a window sweep, or a ShapeError if the input or the kernel has an
+    empty axis, if a padding side reaches the kernel's extent (windows of padding only: a
+    padding of 10**5 would build, then exhaust memory) or if the kernel outgrows the padded
+    input."""
+    for axis, n, k, d, p in zip("HW", in_hw, k_hw, dilation, pads):
         if k < 1:
             raise ShapeError(f"{what} {k_hw} is empty along {axis}")
+        if n is not None and n < 1:  # padding alone: max pool's windows were -inf, avg pool's NaN
+            raise ShapeError(f"the input has no pixels along {axis} ({n}): every window would hold "
+                             f"padding only")
         if max(p) >= effective_size(k, d):
             raise ShapeError(f"padding {p} along {axis} must be smaller than the {what}'s extent "
                              f"{effective_size(k, d)} (size {k}, dilation {d}): a window would hold padding only")

@@ -63,11 +63,13 @@ def ref_pads(padding, in_hw, k_hw, stride, dilation):
 
 
 def ref_out_hw(in_hw, k_hw, stride, pads, dilation, pad_limit):
-    """Output size per the documented rules: non-empty kernels, each padding side below
-    `pad_limit(k, d)`, at least one output."""
+    """Output size per the documented rules: an input with pixels, non-empty kernels, each
+    padding side below `pad_limit(k, d)`, at least one output."""
     out = []
     for n, k, s, p, d in zip(in_hw, k_hw, stride, pads, dilation):
         extent = (k - 1) * d + 1
+        if n < 1:
+            raise Invalid("an input without pixels: windows of padding only")
         if k < 1 or max(p) >= pad_limit(k, d):
             raise Invalid("empty kernel or padding reaching the kernel's extent")
         o = (n + p[0] + p[1] - extent) // s + 1

@@ -283,6 +283,25 @@ def test_none_spatial_size_fed_too_small_is_a_feed_error(build, message):
         mg.Session(g).run(y, {x: np.ones((2, 3, 2, 1), "float32")})
 
 
+@pytest.mark.parametrize("build", [
+    lambda x: ops.max_pool(x, 2, stride=1, padding=1, name="p"),
+    lambda x: ops.avg_pool(x, 2, stride=1, padding=1, name="p"),
+    lambda x: ops.avg_pool(x, 2, stride=1, padding=1, count_include_pad=True, name="p"),
+    lambda x: ops.conv2d(x, mg.constant(np.ones((1, 3, 2, 2), "float32")), padding=1, name="p"),
+])
+def test_an_image_without_pixels_is_refused_even_when_padding_makes_windows(build):
+    """An empty H padded by 1 on each side fits a 2-wide window of padding only: max pool's
+    result was -inf and avg pool's NaN (0 / 0), without a word."""
+    with mg.Graph():
+        with pytest.raises(mg.ShapeError, match="no pixels along H .*padding only"):
+            build(mg.placeholder((2, 3, 0, 4)))
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 3, None, None), name="x")
+        y = build(x)
+    with pytest.raises(mg.FeedError, match=r"'p': the input has no pixels along H .* \(fed values: 'x' \(2, 3, 0, 4\)\)"):
+        mg.Session(g).run(y, {x: np.ones((2, 3, 0, 4), "float32")})
+
+
 def loop_winner_taps(x, size, stride, pads):
     """For each window: the row-major tap i * KW + j of its first maximum among real cells."""
     n, c, h, w = x.shape
