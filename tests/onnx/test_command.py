@@ -1,5 +1,6 @@
 """`minigraph export`: GoogLeNet, and mini_inception trained by `minigraph train`, checked in onnxruntime."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -45,6 +46,27 @@ def test_export_errors_are_clean(tmp_path, capsys):
     assert main(["export", "googlenet", "--checkpoint", str(tmp_path / "none.npz"), "-o", str(tmp_path / "g.onnx")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "g.onnx")
+    newest = onnx.defs.onnx_opset_version()
+    for flags, message in ((["--opset", "9"], f"argument --opset: opset must be an int from 13 .* to {newest} "),
+                           (["--opset", "99"], f"argument --opset: opset must be an int from 13 .* to {newest} "),
+                           (["--opset", "x"], "argument --opset: must be an integer, got x"),
+                           (["--batch", "-1"], "argument --batch: must be a positive integer, got -1"),
+                           (["--batch", "0"], "argument --batch: must be a positive integer, got 0")):
+        with pytest.raises(SystemExit) as info:
+            main(["export", "mini_inception", *flags, "-o", str(tmp_path / "g.onnx")])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and re.search(message, err) and "Traceback" not in err, (flags, err)
+    assert not os.path.exists(tmp_path / "g.onnx")
+
+
+def test_opset_flag_without_the_onnx_package_checks_the_lower_bound(tmp_path, monkeypatch, capsys):
+    from minigraph.onnx import exporter
+
+    def missing():
+        raise mg.onnx.OnnxUnavailableError("ONNX support needs the onnx package: pip install 'minigraph[onnx]'")
+    monkeypatch.setattr(exporter, "require_onnx", missing)
     with pytest.raises(SystemExit) as info:
-        main(["export", "googlenet", "--opset", "9", "-o", str(tmp_path / "g.onnx")])
-    assert info.value.code == 2 and "must be >= 13" in capsys.readouterr().err
+        main(["export", "mini_inception", "--opset", "9", "-o", str(tmp_path / "g.onnx")])
+    assert info.value.code == 2 and "argument --opset: must be >= 13" in capsys.readouterr().err
+    assert main(["export", "mini_inception", "--opset", "99", "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "minigraph: error: ONNX support needs the onnx package" in capsys.readouterr().err

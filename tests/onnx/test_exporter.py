@@ -150,6 +150,29 @@ def test_softmax_axis_is_one_axis_and_opset_below_13_is_refused(tmp_path):
         mg.onnx.export(y, tmp_path / "m.onnx", opset=12)
 
 
+def test_every_unsupported_opset_is_an_export_error_naming_the_supported_range(tmp_path):
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    newest = onnx.defs.onnx_opset_version()
+    for opset in (12, newest + 1, 99, -1, True, 17.0, "17"):
+        with pytest.raises(mg.onnx.OnnxExportError, match=f"opset must be an int from 13 .* to {newest} "
+                                                          r"\(the newest the installed onnx package knows\)"):
+            mg.onnx.export(y, tmp_path / "m.onnx", opset=opset)
+    assert not (tmp_path / "m.onnx").exists()
+    mg.onnx.export(y, tmp_path / "m.onnx", opset=np.int64(newest))
+    assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == newest
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0, True, None])
+def test_batch_sizes_below_one_are_refused(tmp_path, batch_size):
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    for dynamic in (False, True):
+        with pytest.raises(mg.onnx.OnnxExportError, match="batch_size must be a positive integer, got"):
+            mg.onnx.export(y, tmp_path / "m.onnx", dynamic_batch=dynamic, batch_size=batch_size)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_dropout_is_the_identity_and_the_switch_is_not_an_input(tmp_path, kit):
     with mg.Graph() as g:
         x = mg.placeholder((None, 4), name="x")
