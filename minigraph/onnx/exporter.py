@@ -14,11 +14,11 @@ written; the model passes ONNX's checker (with shape inference) and is written a
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from minigraph.atomic_file import write_atomic
 from minigraph.graph import Node
 
 from . import table
@@ -249,21 +249,17 @@ def export(fetches, path, session=None, opset: int = DEFAULT_OPSET, dynamic_batc
     dynamic_batch: an unknown (None) first dimension is written as the symbol 'batch'; with
     False, as `batch_size` (an integer >= 1). Other unknown dimensions are symbols 'dim<i>'.
     An opset outside that range or a batch size below 1 is an `OnnxExportError`.
+    The file is written atomically with the user's umask (`atomic_file.write_atomic`, as
+    checkpoints are); an OSError is a one-line `OnnxError` and leaves a previous file intact.
     """
     model = build_model(fetches, session, opset, dynamic_batch, batch_size)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".onnx-", dir=folder)
+    data = model.SerializeToString()
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+        return write_atomic(path, lambda f: f.write(data))
+    except OSError as exc:
+        kept = "the previous file is intact" if os.path.exists(path) else "nothing was written"
+        raise OnnxError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from None
 
 
 __all__ = ["export", "build_model", "ExportContext", "unsupported", "check_opset", "check_batch_size", "newest_opset",

@@ -1,6 +1,8 @@
 """mg.onnx.export against onnxruntime: every exportable op kind, conv/pool geometry (asymmetric
 SAME padding, explicit pads, dilation, strides), GoogLeNet, the Inception module, names, dynamic
 batch, unsupported kinds and the semantics the issue pins (pads order, LRN, Dropout, Softmax)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -312,3 +314,41 @@ def test_one_node_under_two_output_names(tmp_path, kit):
     np.testing.assert_array_equal(a, np.maximum(data, 0))
     np.testing.assert_array_equal(b, a)
     np.testing.assert_array_equal(c, data)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_the_file_gets_the_users_umask_and_replaces_the_old_one_whole(tmp_path):
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old")
+    old = os.umask(0o022)
+    try:
+        mg.onnx.export(y, path)
+        mg.onnx.export(y, tmp_path / "new" / "m.onnx")  # the folder is created
+    finally:
+        os.umask(old)
+    for written in (path, tmp_path / "new" / "m.onnx"):
+        assert os.stat(written).st_mode & 0o777 == 0o644  # as checkpoints get (mkstemp's was 0o600)
+        assert onnx.load(str(written)).graph.node[0].op_type == "Relu"
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx", "new"]  # no temporary file left
+
+
+def test_a_write_that_fails_is_one_onnx_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(mg.onnx.OnnxError, match=r"cannot write .*m.onnx: .*\(nothing was written\)"):
+        mg.onnx.export(y, tmp_path / "file" / "m.onnx")
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"old")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(mg.onnx.OnnxError, match=r"cannot write .*m.onnx: No space left on device "
+                                                r"\(the previous file is intact\)"):
+        mg.onnx.export(y, target)
+    assert target.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["file", "m.onnx"]  # no temporary file left
