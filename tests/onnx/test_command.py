@@ -32,6 +32,30 @@ def test_export_mini_inception_trained_by_minigraph_train(tmp_path, kit, capsys)
         "the checkpoint's trained weights were exported, not the initial ones"
 
 
+def test_a_checkpoint_of_another_network_is_a_short_error_naming_the_model_it_was_trained_as(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--train-limit", "32", "--batch-size", "32", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    checkpoint = str(run / "checkpoint.npz")
+    assert main(["export", "googlenet", "--checkpoint", checkpoint, "-o", str(tmp_path / "g.onnx")]) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) <= 2 + 3 * 6 and "Traceback" not in err, err  # headline, 5 + "... and N more" of each kind, hint
+    assert re.match(rf"minigraph: error: {re.escape(checkpoint)} does not match the session's variables "
+                    r"\(\d+ differences: \d+ missing from the checkpoint, .*\d+ not in the graph\):$", lines[0]), lines[0]
+    assert "  missing from the checkpoint: 'conv1/weights' (64, 3, 7, 7) float32" in lines
+    assert any(re.fullmatch(r"  \.\.\. and \d+ more missing from the checkpoint", line) for line in lines)
+    assert lines[-1] == ("this checkpoint was written by `minigraph train --model mini_inception`, not for googlenet "
+                         "(try `mini_inception` instead of `googlenet`)")
+    assert not os.path.exists(tmp_path / "g.onnx")
+    # a checkpoint of the right network that does not match (no model named in its metadata) gets no hint
+    sess = mg.Session(build_digits_model(1).logits.graph)
+    mg.save(sess, tmp_path / "plain.npz", metadata={"epoch": 1})
+    assert main(["export", "googlenet", "--checkpoint", str(tmp_path / "plain.npz"), "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "minigraph train --model" not in capsys.readouterr().err
+
+
 def test_export_googlenet_default_name_and_fixed_batch(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["export", "googlenet", "--batch", "4", "--opset", "18"]) == 0
