@@ -117,7 +117,8 @@ def restore(sess: Session, path) -> Dict[str, Any]:
     graph declares, with the declared shape and dtype (step counts: integers >= 0), each op's
     entries all present or all absent, and the session's `state` is replaced by the saved
     one; a graph without one (inference) takes the weights and leaves the state unread.
-    Otherwise a `CheckpointError` lists every difference and the session is left unchanged.
+    Otherwise a `CheckpointError` counts every difference (listing the first few of each
+    kind) and the session is left unchanged.
     A missing, corrupt or foreign file is a `CheckpointError`, found before any large array
     is allocated.
     """
@@ -172,28 +173,42 @@ def _check_members(archive: NpzArchive, path: str) -> None:
                               "and meta/format, meta/rng, meta/user)")
 
 
-def _differences(problems: List[str], path: str, what: str) -> None:
-    if problems:
-        raise CheckpointError(f"{path} does not match the session's {what} "
-                              f"({len(problems)} difference{'s' * (len(problems) > 1)}):\n  "
-                              + "\n  ".join(problems))
+LISTED = 5  # differences listed of each kind; the rest are counted
+
+
+def _differences(problems: Dict[str, List[str]], path: str, what: str) -> None:
+    """CheckpointError for {kind: lines} (kind '' when there is one kind): the count of each
+    kind, then the first LISTED lines of each and how many more there are."""
+    problems = {kind: lines for kind, lines in problems.items() if lines}
+    if not problems:
+        return
+    total = sum(len(lines) for lines in problems.values())
+    counts = ", ".join(f"{len(lines)} {kind}" for kind, lines in problems.items() if kind)
+    listed = []
+    for kind, lines in problems.items():
+        listed += lines[:LISTED]
+        if len(lines) > LISTED:
+            listed.append(f"... and {len(lines) - LISTED} more" + (f" {kind}" if kind else ""))
+    raise CheckpointError(f"{path} does not match the session's {what} ({total} difference{'s' * (total > 1)}"
+                          + (f": {counts}" if counts else "") + "):\n  " + "\n  ".join(listed))
 
 
 def _check_variables(sess: Session, entries: Dict[str, Entry], path: str) -> None:
     saved = {k[len(_VAR):]: e for k, e in entries.items() if k.startswith(_VAR)}
-    problems = []
+    missing, mismatched, unexpected = [], [], []
     names = set()
     for var in sess.variables:
         names.add(var.name)
         entry = saved.get(var.name)
         if entry is None:
-            problems.append(f"missing from the checkpoint: {var.name!r} {var.shape} {var.dtype}")
+            missing.append(f"missing from the checkpoint: {var.name!r} {var.shape} {var.dtype}")
         elif entry.shape != tuple(var.shape) or entry.dtype != var.dtype:
-            problems.append(f"mismatch for {var.name!r}: graph has {var.shape} {var.dtype}, "
-                            f"checkpoint has {entry.shape} {entry.dtype}")
+            mismatched.append(f"mismatch for {var.name!r}: graph has {var.shape} {var.dtype}, "
+                              f"checkpoint has {entry.shape} {entry.dtype}")
     for name in sorted(set(saved) - names):
-        problems.append(f"not in the graph: {name!r} {saved[name].shape} {saved[name].dtype}")
-    _differences(problems, path, "variables")
+        unexpected.append(f"not in the graph: {name!r} {saved[name].shape} {saved[name].dtype}")
+    _differences({"missing from the checkpoint": missing, "of another shape or dtype": mismatched,
+                  "not in the graph": unexpected}, path, "variables")
 
 
 def _declared_state(sess: Session) -> Dict[str, Tuple[int, Any]]:
@@ -232,7 +247,7 @@ def _check_state(sess: Session, entries: Dict[str, Entry], path: str) -> None:
             missing = sorted(set(keys) - set(present))
             problems.append(f"state {', '.join(map(repr, missing))} missing while {', '.join(map(repr, present))} "
                             "of the same optimizer step are saved")
-    _differences(problems, path, "optimizer state")
+    _differences({"": problems}, path, "optimizer state")
 
 
 def _check_counts(sess: Session, state: Dict[str, np.ndarray], path: str) -> None:

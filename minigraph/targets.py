@@ -15,7 +15,8 @@ import dataclasses
 import os
 from typing import Dict, Optional
 
-from .checkpoint import restore
+from .checkpoint import read_metadata, restore
+from .errors import CheckpointError
 from .graph import Graph, Node
 from .op import placeholder
 from .session import Session
@@ -50,8 +51,30 @@ def resolve(spec: str, checkpoint: Optional[str] = None, aux: bool = False) -> T
     graph, outputs = _build(spec, aux)
     session = Session(graph)
     if checkpoint:
-        restore(session, checkpoint)
+        try:
+            restore(session, checkpoint)
+        except CheckpointError as exc:
+            hint = _trained_for_another_model(checkpoint, spec)
+            if hint is None:
+                raise
+            raise CheckpointError(f"{exc}\n{hint}") from None
     return Target(spec + ("_aux" if aux and spec == "googlenet" else ""), graph, outputs, session)
+
+
+def _trained_for_another_model(checkpoint: str, spec: str) -> Optional[str]:
+    """A line saying which model `minigraph train` wrote `checkpoint` for, when its metadata
+    names one other than `spec` (None otherwise, or when the metadata cannot be read)."""
+    try:
+        config = read_metadata(checkpoint).get("config")
+    except CheckpointError:
+        return None
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, str) or model == spec:
+        return None
+    line = f"this checkpoint was written by `minigraph train --model {model}`, not for {spec}"
+    if model in NETWORKS:
+        line += f" (try `{model}` instead of `{spec}`)"
+    return line
 
 
 def _build(name: str, aux: bool):

@@ -136,6 +136,29 @@ def test_mismatched_checkpoint_lists_every_difference(tmp_path):
     np.testing.assert_array_equal(other.get_value(g.get("hidden/w")), before)  # untouched
 
 
+def test_many_differences_are_counted_by_kind_and_only_the_first_few_listed(tmp_path):
+    with mg.Graph() as saved:
+        for i in range(9):
+            mg.variable(np.zeros(3, "float32"), name=f"old_{i}")
+        mg.variable(np.zeros(3, "float32"), name="shared")
+    mg.save(mg.Session(saved), tmp_path / "c.npz")
+    with mg.Graph() as g:
+        for i in range(12):
+            mg.variable(np.zeros(2, "float32"), name=f"new_{i:02d}")
+        mg.variable(np.zeros(4, "float32"), name="shared")
+    with pytest.raises(mg.CheckpointError) as err:
+        mg.restore(mg.Session(g), tmp_path / "c.npz")
+    lines = str(err.value).splitlines()
+    assert lines[0].endswith("does not match the session's variables (22 differences: 12 missing from the "
+                             "checkpoint, 1 of another shape or dtype, 9 not in the graph):")
+    assert lines[1:] == (
+        [f"  missing from the checkpoint: 'new_{i:02d}' (2,) float32" for i in range(5)]
+        + ["  ... and 7 more missing from the checkpoint",
+           "  mismatch for 'shared': graph has (4,) float32, checkpoint has (3,) float32"]
+        + [f"  not in the graph: 'old_{i}' (3,) float32" for i in range(5)]
+        + ["  ... and 4 more not in the graph"])
+
+
 def test_corrupt_and_foreign_files(tmp_path):
     sess = mg.Session(build()[0])
     good = tmp_path / "good.npz"

@@ -184,3 +184,22 @@ def test_bad_arguments_are_one_line_errors(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--epochs", "0"])
     assert "--epochs: must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_summary_and_render_of_a_file_with_a_negative_dimension_are_one_line_errors(tmp_path, capsys):
+    """`minigraph export --batch -1` used to write such a file."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="/relu")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 1, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "xm.onnx"
+    onnx.save(model, str(path))
+    for command in (["summary", str(path)], ["render", str(path), "-o", str(tmp_path / "xm.gv")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err == (f"minigraph: error: {path}: input 'x' has the negative dimension -1 (axis 0 of its shape "
+                       "(-1, 1, 8, 8)); a dimension is a size >= 0 or a name\n"), err
+    assert not (tmp_path / "xm.gv").exists()

@@ -8,10 +8,10 @@
 `minigraph/onnx/table.py`. The `onnx` package is imported on first use, so `import minigraph`
 works without it.
 """
-from .errors import OnnxError, OnnxFileError, OnnxUnavailableError, UnsupportedOpError
+from .errors import OnnxError, OnnxExportError, OnnxFileError, OnnxUnavailableError, UnsupportedOpError
 from .exporter import DEFAULT_OPSET, build_model, export
 from .importer import OnnxModel, load
 from .table import supported_ops
 
 __all__ = ["export", "build_model", "load", "OnnxModel", "supported_ops", "OnnxError", "OnnxFileError",
-           "OnnxUnavailableError", "UnsupportedOpError", "DEFAULT_OPSET"]
+           "OnnxExportError", "OnnxUnavailableError", "UnsupportedOpError", "DEFAULT_OPSET"]

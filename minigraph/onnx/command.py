@@ -7,14 +7,27 @@ from __future__ import annotations
 
 import argparse
 
-from .exporter import DEFAULT_OPSET, MIN_OPSET, export
+from minigraph.argtypes import positive_int
+
+from .errors import OnnxExportError, OnnxUnavailableError
+from .exporter import DEFAULT_OPSET, MIN_OPSET, check_opset, export
 
 
 def _opset(text: str) -> int:
-    value = int(text)
-    if value < MIN_OPSET:
-        raise argparse.ArgumentTypeError(f"must be >= {MIN_OPSET} (Softmax's one-axis semantics), got {text}")
-    return value
+    """An opset export writes (`check_opset`); without the onnx package only the lower bound is
+    checked here, and the export itself then says how to install it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
+    try:
+        return check_opset(value)
+    except OnnxExportError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except OnnxUnavailableError:
+        if value < MIN_OPSET:
+            raise argparse.ArgumentTypeError(f"must be >= {MIN_OPSET} (Softmax's one-axis semantics), got {text}") from None
+        return value
 
 
 def _export(args) -> int:
@@ -37,8 +50,9 @@ def add_command(subparsers) -> None:
     p.add_argument("network", choices=NETWORKS, help="what to export")
     p.add_argument("-o", "--output", help="output file (default: <network>.onnx)")
     p.add_argument("--checkpoint", help="a checkpoint written by mg.save or `minigraph train` (e.g. runs/digits/checkpoint.npz)")
-    p.add_argument("--opset", type=_opset, default=DEFAULT_OPSET, help=f"ONNX opset, >= {MIN_OPSET} (default {DEFAULT_OPSET})")
-    p.add_argument("--batch", type=int, default=None, metavar="N",
+    p.add_argument("--opset", type=_opset, default=DEFAULT_OPSET,
+                   help=f"ONNX opset, {MIN_OPSET} to the newest the installed onnx package knows (default {DEFAULT_OPSET})")
+    p.add_argument("--batch", type=positive_int, default=None, metavar="N",
                    help="a fixed batch size (default: a dynamic batch dimension)")
     p.add_argument("--aux", action="store_true", help="googlenet: with the auxiliary classifiers' outputs")
     p.set_defaults(func=_export)

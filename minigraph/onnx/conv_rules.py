@@ -36,6 +36,8 @@ def onnx_pads(padding: Pads) -> List[int]:
 
 def minigraph_pads(pads: Sequence[int]) -> Pads:
     """ONNX [top, left, bottom, right] -> ((top, bottom), (left, right))."""
+    if len(pads) != 4:
+        raise OnnxFileError(f"pads must hold 4 values (top, left, bottom, right) for a 2-D window, got {list(pads)}")
     top, left, bottom, right = (int(p) for p in pads)
     return ((top, bottom), (left, right))
 
@@ -120,15 +122,25 @@ def _spatial(node, ctx, kernel, dilation=(1, 1)) -> Pads:
         return minigraph_pads(attrs.get("pads", [0, 0, 0, 0]))
     if mode == "VALID":
         return ((0, 0), (0, 0))
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise OnnxFileError(f"auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {mode!r}")
     hw = ctx.shape(node.input[0])[2:]
     if None in hw:
         raise OnnxFileError(f"{node.op_type} {node.name!r}: auto_pad={mode} needs the input's height and "
                             f"width, which are unknown ({ctx.shape(node.input[0])})")
-    stride = attrs.get("strides", [1, 1])
+    stride = _strides(ctx)
     pads = [same_padding(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride, dilation)]
     if mode == "SAME_LOWER":
         pads = [(after, before) for before, after in pads]
     return tuple(pads)  # type: ignore[return-value]
+
+
+def _strides(ctx) -> Tuple[int, int]:
+    """The node's strides: two ints >= 1 (the padding arithmetic divides by them)."""
+    strides = [int(v) for v in ctx.attrs.get("strides", [1, 1])]
+    if len(strides) != 2 or min(strides) < 1:
+        raise OnnxFileError(f"strides must be 2 integers >= 1 for a 2-D window, got {strides}")
+    return strides[0], strides[1]
 
 
 def check_conv(node, ctx) -> Optional[str]:
@@ -150,7 +162,7 @@ def load_conv(node, ctx):
     kernel = tuple(w.shape[2:])
     dilation = tuple(ctx.attrs.get("dilations", [1, 1]))
     padding = _spatial(node, ctx, kernel, dilation)
-    return [ops.conv2d(x, w, b, stride=tuple(ctx.attrs.get("strides", [1, 1])), padding=padding,
+    return [ops.conv2d(x, w, b, stride=_strides(ctx), padding=padding,
                        dilation=dilation, name=ctx.leaf)]
 
 
@@ -178,7 +190,7 @@ def _ceil_extra(size: Optional[int], k: int, s: int, pads: Tuple[int, int], what
 
 def _pool_geometry(node, ctx):
     kernel = tuple(int(k) for k in ctx.attrs["kernel_shape"])
-    stride = tuple(int(s) for s in ctx.attrs.get("strides", [1, 1]))
+    stride = _strides(ctx)
     padding = _spatial(node, ctx, kernel)
     extra = (0, 0)
     if ctx.attrs.get("ceil_mode", 0):

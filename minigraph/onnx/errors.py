@@ -19,6 +19,11 @@ class OnnxFileError(OnnxError, ValueError):
     (a tensor read before it is written, an input without a shape, ...)."""
 
 
+class OnnxExportError(OnnxError, ValueError):
+    """An export asked for something it cannot write: an opset outside the supported range, a
+    batch size below 1."""
+
+
 class UnsupportedOpError(OnnxError, ValueError):
     """Ops that have no counterpart on the other side, all of them in one error.
 
@@ -39,4 +44,4 @@ class UnsupportedOpError(OnnxError, ValueError):
                          f"unsupported op type{'s' * (len(self.problems) != 1)}:\n" + "\n".join(lines))
 
 
-__all__ = ["OnnxError", "OnnxUnavailableError", "OnnxFileError", "UnsupportedOpError"]
+__all__ = ["OnnxError", "OnnxUnavailableError", "OnnxFileError", "OnnxExportError", "UnsupportedOpError"]

@@ -14,15 +14,15 @@ written; the model passes ONNX's checker (with shape inference) and is written a
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from minigraph.atomic_file import write_atomic
 from minigraph.graph import Node
 
 from . import table
-from .errors import OnnxError, UnsupportedOpError
+from .errors import OnnxError, OnnxExportError, UnsupportedOpError
 from .proto import from_array, require_onnx, value_info
 
 DEFAULT_OPSET = 17
@@ -136,6 +136,31 @@ def _named_outputs(fetches) -> List[Tuple[str, Node]]:
     return [(str(k), n) for k, n in items]
 
 
+def newest_opset() -> int:
+    """The newest opset export writes: the newest the installed onnx package knows."""
+    return int(require_onnx().defs.onnx_opset_version())
+
+
+def check_opset(opset) -> int:
+    """`opset` as an int, or OnnxExportError saying which opsets export writes."""
+    newest = newest_opset()
+    if not _is_int(opset) or not MIN_OPSET <= opset <= newest:
+        raise OnnxExportError(f"opset must be an int from {MIN_OPSET} (Softmax's one-axis semantics) to {newest} "
+                              f"(the newest the installed onnx package knows), got {opset!r}")
+    return int(opset)
+
+
+def check_batch_size(batch_size) -> int:
+    """`batch_size` as an int, or OnnxExportError when it is not an integer >= 1."""
+    if not _is_int(batch_size) or batch_size < 1:
+        raise OnnxExportError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def unsupported(nodes: Sequence[Node], opset: int) -> Dict[str, List[str]]:
     """{kind or reason: node names} of the nodes that cannot be exported."""
     problems: Dict[str, List[str]] = {}
@@ -152,10 +177,8 @@ def build_model(fetches, session=None, opset: int = DEFAULT_OPSET, dynamic_batch
                 batch_size: int = 1, doc: str = ""):
     """The ONNX ModelProto `export` writes (see there), checked by ONNX's checker."""
     onnx = require_onnx()
-    newest = onnx.defs.onnx_opset_version()
-    if not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
-        raise ValueError(f"opset must be an int from {MIN_OPSET} (Softmax's axis semantics) to {newest} "
-                         f"(this onnx package), got {opset!r}")
+    opset = check_opset(opset)
+    batch_size = check_batch_size(batch_size)
     outputs = _named_outputs(fetches)
     graph = outputs[0][1].graph
     if session is not None and session.graph is not graph:
@@ -224,22 +247,20 @@ def export(fetches, path, session=None, opset: int = DEFAULT_OPSET, dynamic_batc
     session: whose variable values become the initializers (None: the variables' initial values).
     opset: the ONNX opset, 13 to the newest the installed onnx package knows (default 17).
     dynamic_batch: an unknown (None) first dimension is written as the symbol 'batch'; with
-    False, as `batch_size`. Other unknown dimensions are symbols 'dim<i>'.
+    False, as `batch_size` (an integer >= 1). Other unknown dimensions are symbols 'dim<i>'.
+    An opset outside that range or a batch size below 1 is an `OnnxExportError`.
+    The file is written atomically with the user's umask (`atomic_file.write_atomic`, as
+    checkpoints are); an OSError is a one-line `OnnxError` and leaves a previous file intact.
     """
     model = build_model(fetches, session, opset, dynamic_batch, batch_size)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".onnx-", dir=folder)
+    data = model.SerializeToString()
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+        return write_atomic(path, lambda f: f.write(data))
+    except OSError as exc:
+        kept = "the previous file is intact" if os.path.exists(path) else "nothing was written"
+        raise OnnxError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from None
 
 
-__all__ = ["export", "build_model", "ExportContext", "unsupported", "DEFAULT_OPSET", "MIN_OPSET", "BATCH"]
+__all__ = ["export", "build_model", "ExportContext", "unsupported", "check_opset", "check_batch_size", "newest_opset",
+           "DEFAULT_OPSET", "MIN_OPSET", "BATCH"]

@@ -32,7 +32,7 @@ from minigraph.op import constant, placeholder, variable
 
 from . import names, table
 from .errors import OnnxFileError, UnsupportedOpError
-from .proto import attributes, require_onnx, static_shape, to_array
+from .proto import attributes, negative_dimension, require_onnx, shape_text, static_shape, to_array
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -183,6 +183,12 @@ def read(path):
     for vi in model.graph.input:
         if vi.name not in weights and not vi.type.tensor_type.HasField("shape"):
             raise OnnxFileError(f"{path}: input {vi.name!r} has no shape (minigraph needs its rank and sizes)")
+    for what, infos in (("input", model.graph.input), ("output", model.graph.output), ("value", model.graph.value_info)):
+        for vi in infos:
+            negative = negative_dimension(vi)
+            if negative is not None:
+                raise OnnxFileError(f"{path}: {what} {vi.name!r} has the negative dimension {negative[1]} (axis "
+                                    f"{negative[0]} of its shape {shape_text(vi)}); a dimension is a size >= 0 or a name")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and C++ errors
@@ -193,6 +199,16 @@ def read(path):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OnnxFileError(f"{path} is not a valid ONNX model: {first}") from None
     return model
+
+
+@contextlib.contextmanager
+def _about(path: str, node=None, index: int = 0):
+    """Errors of the file raised inside say which file (and which ONNX node) they are about."""
+    try:
+        yield
+    except (ShapeError, OnnxFileError) as exc:
+        where = "" if node is None else f" {node.op_type} node {node.name or f'#{index}'!r}:"
+        raise type(exc)(f"{path}:{where} {exc}") from None
 
 
 def model_opset(model) -> int:
@@ -232,15 +248,18 @@ def load(path, backend: Optional[str] = None, seed: int = 0) -> OnnxModel:
             consumers[name] = consumers.get(name, 0) + 1
     graph = Graph()
     ctx = ImportContext(graph, opset, proto.producer_name == "minigraph", consumers)
-    for init in g.initializer:
-        ctx.set_static(init.name, to_array(init), initializer=True)
-    for node in g.node:  # Constant outputs are known now: the checks below and the rules read them
+    with _about(path):
+        for init in g.initializer:
+            ctx.set_static(init.name, to_array(init), initializer=True)
+    for i, node in enumerate(g.node):  # Constant outputs are known now: the checks below and the rules read them
         row = table.LOADS.get(node.op_type) if node.domain in DEFAULT_DOMAINS else None
         if row is not None and row.static_value is not None and node.output:
-            value = row.static_value(node, ctx)
+            with _about(path, node, i):
+                value = row.static_value(node, ctx)
             if value is not None:
                 ctx.set_static(node.output[0], value, initializer=False)
-    problems = unsupported(proto, ctx)
+    with _about(path):
+        problems = unsupported(proto, ctx)
     if problems:
         raise UnsupportedOpError("cannot import", problems, path)
 
@@ -249,19 +268,17 @@ def load(path, backend: Optional[str] = None, seed: int = 0) -> OnnxModel:
         for vi in g.input:
             if ctx.is_static(vi.name):
                 continue  # an initializer listed as an input (IR < 4): a weight
-            dtype, shape = static_shape(vi)
+            with _about(path):
+                dtype, shape = static_shape(vi, "input")
             if shape is None or dtype is None:
                 raise OnnxFileError(f"{path}: input {vi.name!r} has no {'shape' if dtype else 'type'}")
             inputs[vi.name] = ctx.tensors[vi.name] = placeholder(shape, dtype, name=names.clean(vi.name.replace("/", "_")))
         for i, node in enumerate(g.node):
             scope, leaf = names.node_path(node, i, dots=not ctx.exact_names)
             where = graph.absolute_scope("/".join(scope), unique=False) if scope else contextlib.nullcontext()
-            try:
-                with where:
-                    ctx.begin(node, leaf)
-                    built = table.LOADS[node.op_type].load(node, ctx)
-            except (ShapeError, OnnxFileError) as exc:  # say which ONNX node of which file
-                raise type(exc)(f"{path}: {node.op_type} node {node.name or f'#{i}'!r}: {exc}") from None
+            with _about(path, node, i), where:
+                ctx.begin(node, leaf)
+                built = table.LOADS[node.op_type].load(node, ctx)
             for name, out in zip(node.output, built):
                 if name:
                     ctx.tensors[name] = out

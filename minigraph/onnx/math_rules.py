@@ -176,7 +176,10 @@ def along_axis(builder: Callable) -> Callable:
         x = ctx.value(node.input[0])
         if ctx.opset >= 13:
             return [builder(x, axis=int(ctx.attrs.get("axis", -1)), name=ctx.leaf)]
-        axis = int(ctx.attrs.get("axis", 1)) % max(x.ndim, 1)
+        axis = int(ctx.attrs.get("axis", 1))
+        if not -x.ndim <= axis < x.ndim:
+            raise OnnxFileError(f"axis {axis} is out of range for an input of rank {x.ndim}")
+        axis %= x.ndim
         if axis == x.ndim - 1:
             return [builder(x, axis=axis, name=ctx.leaf)]
         tail = x.shape[axis:]

@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from .errors import OnnxUnavailableError
+from .errors import OnnxFileError, OnnxUnavailableError
 
 INSTALL = "pip install 'minigraph[onnx]'"
 
@@ -34,8 +34,14 @@ def require_onnxruntime():
 
 
 def to_array(tensor) -> np.ndarray:
-    """A TensorProto as a NumPy array (a copy, external data resolved by `onnx.load`)."""
-    return np.array(require_onnx().numpy_helper.to_array(tensor), copy=True)
+    """A TensorProto as a NumPy array (a copy, external data resolved by `onnx.load`);
+    OnnxFileError naming the tensor when its element type or data cannot be read."""
+    what = f"tensor {tensor.name!r}" if tensor.name else "its tensor"  # a Constant's value has no name
+    np_dtype(tensor.data_type, what)
+    try:
+        return np.array(require_onnx().numpy_helper.to_array(tensor), copy=True)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise OnnxFileError(f"{what} cannot be read: {type(exc).__name__}: {exc}") from None
 
 
 def from_array(value: np.ndarray, name: str):
@@ -70,9 +76,13 @@ def float32_decimal(value: float) -> float:
     return float(str(np.float32(value)))
 
 
-def np_dtype(elem_type: int) -> np.dtype:
-    """The NumPy dtype of an ONNX element type."""
-    return np.dtype(require_onnx().helper.tensor_dtype_to_np_dtype(elem_type))
+def np_dtype(elem_type: int, what: str = "a tensor") -> np.dtype:
+    """The NumPy dtype of an ONNX element type; OnnxFileError (about `what`) for a number that
+    is no element type ONNX defines."""
+    try:
+        return np.dtype(require_onnx().helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError):
+        raise OnnxFileError(f"{what} has the element type {elem_type}, which ONNX does not define") from None
 
 
 def elem_type(dtype) -> int:
@@ -87,15 +97,31 @@ def value_info(name: str, dtype, shape: Sequence[Optional[object]]):
     return onnx.helper.make_tensor_value_info(name, elem_type(dtype), dims)
 
 
-def static_shape(value_info_proto):
-    """(dtype, shape) of a graph input or output: ints for fixed dimensions, None for named or
-    unknown ones; shape None when the proto has no shape at all."""
+def static_shape(value_info_proto, what: str = "value"):
+    """(dtype, shape) of a graph input or output (`what` it is, for errors): ints for fixed
+    dimensions, None for named or unknown ones; shape None when the proto has no shape at all."""
     t = value_info_proto.type.tensor_type
-    dtype = np_dtype(t.elem_type) if t.elem_type else None
+    dtype = np_dtype(t.elem_type, f"{what} {value_info_proto.name!r}") if t.elem_type else None
     if not t.HasField("shape"):
         return dtype, None
     return dtype, tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
 
 
+def negative_dimension(value_info_proto):
+    """(axis, size) of the first negative fixed dimension of a ValueInfoProto's tensor shape, or
+    None: ONNX dimensions are sizes >= 0 or names, but nothing in the format stops a -1."""
+    for axis, d in enumerate(value_info_proto.type.tensor_type.shape.dim):
+        if d.HasField("dim_value") and d.dim_value < 0:
+            return axis, int(d.dim_value)
+    return None
+
+
+def shape_text(value_info_proto) -> str:
+    """A ValueInfoProto's tensor shape as written: sizes, names, '?' for unknown dimensions."""
+    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in value_info_proto.type.tensor_type.shape.dim]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
 __all__ = ["require_onnx", "require_onnxruntime", "to_array", "from_array", "attributes", "float32_decimal", "np_dtype",
-           "elem_type", "value_info", "static_shape", "INSTALL"]
+           "elem_type", "value_info", "static_shape", "negative_dimension", "shape_text", "INSTALL"]

@@ -114,7 +114,11 @@ def load_dropout(node, ctx):
 
 def load_flatten(node, ctx):
     x = ctx.value(node.input[0])
-    axis = int(ctx.attrs.get("axis", 1)) % (x.ndim + 1)
+    axis = int(ctx.attrs.get("axis", 1))
+    if not -x.ndim <= axis <= x.ndim:
+        raise OnnxFileError(f"axis {axis} is out of range for an input of rank {x.ndim} (Flatten takes "
+                            f"{-x.ndim} to {x.ndim})")
+    axis = axis + x.ndim if axis < 0 else axis  # -1: all axes but the last in the rows
     if axis == 1:
         return [ops.flatten(x, name=ctx.leaf)]
     head, tail = x.shape[:axis], x.shape[axis:]
@@ -179,7 +183,13 @@ def load_pad(node, ctx):
         value = float(value[0]) if value.size else 0.0
     axes = list(range(x.ndim))
     if len(node.input) > 3 and node.input[3]:
-        axes = [int(a) % x.ndim for a in np.asarray(ctx.static(node.input[3])).ravel()]
+        axes = [int(a) for a in np.asarray(ctx.static(node.input[3])).ravel()]
+        if any(not -x.ndim <= a < x.ndim for a in axes):
+            raise OnnxFileError(f"axes {axes} are out of range for an input of rank {x.ndim}")
+        axes = [a % x.ndim for a in axes]
+    if len(pads) != 2 * len(axes):
+        raise OnnxFileError(f"pads must hold 2 values (a begin and an end) for each of the {len(axes)} padded "
+                            f"axes, got {len(pads)}: {pads}")
     if value != 0.0 or min(pads, default=0) < 0:
         raise OnnxFileError(f"Pad {node.name!r}: only zero padding (no cropping) is supported, got value "
                             f"{value} and pads {pads}")

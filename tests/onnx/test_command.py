@@ -1,5 +1,6 @@
 """`minigraph export`: GoogLeNet, and mini_inception trained by `minigraph train`, checked in onnxruntime."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -31,6 +32,30 @@ def test_export_mini_inception_trained_by_minigraph_train(tmp_path, kit, capsys)
         "the checkpoint's trained weights were exported, not the initial ones"
 
 
+def test_a_checkpoint_of_another_network_is_a_short_error_naming_the_model_it_was_trained_as(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--train-limit", "32", "--batch-size", "32", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    checkpoint = str(run / "checkpoint.npz")
+    assert main(["export", "googlenet", "--checkpoint", checkpoint, "-o", str(tmp_path / "g.onnx")]) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) <= 2 + 3 * 6 and "Traceback" not in err, err  # headline, 5 + "... and N more" of each kind, hint
+    assert re.match(rf"minigraph: error: {re.escape(checkpoint)} does not match the session's variables "
+                    r"\(\d+ differences: \d+ missing from the checkpoint, .*\d+ not in the graph\):$", lines[0]), lines[0]
+    assert "  missing from the checkpoint: 'conv1/weights' (64, 3, 7, 7) float32" in lines
+    assert any(re.fullmatch(r"  \.\.\. and \d+ more missing from the checkpoint", line) for line in lines)
+    assert lines[-1] == ("this checkpoint was written by `minigraph train --model mini_inception`, not for googlenet "
+                         "(try `mini_inception` instead of `googlenet`)")
+    assert not os.path.exists(tmp_path / "g.onnx")
+    # a checkpoint of the right network that does not match (no model named in its metadata) gets no hint
+    sess = mg.Session(build_digits_model(1).logits.graph)
+    mg.save(sess, tmp_path / "plain.npz", metadata={"epoch": 1})
+    assert main(["export", "googlenet", "--checkpoint", str(tmp_path / "plain.npz"), "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "minigraph train --model" not in capsys.readouterr().err
+
+
 def test_export_googlenet_default_name_and_fixed_batch(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["export", "googlenet", "--batch", "4", "--opset", "18"]) == 0
@@ -45,6 +70,27 @@ def test_export_errors_are_clean(tmp_path, capsys):
     assert main(["export", "googlenet", "--checkpoint", str(tmp_path / "none.npz"), "-o", str(tmp_path / "g.onnx")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "g.onnx")
+    newest = onnx.defs.onnx_opset_version()
+    for flags, message in ((["--opset", "9"], f"argument --opset: opset must be an int from 13 .* to {newest} "),
+                           (["--opset", "99"], f"argument --opset: opset must be an int from 13 .* to {newest} "),
+                           (["--opset", "x"], "argument --opset: must be an integer, got x"),
+                           (["--batch", "-1"], "argument --batch: must be a positive integer, got -1"),
+                           (["--batch", "0"], "argument --batch: must be a positive integer, got 0")):
+        with pytest.raises(SystemExit) as info:
+            main(["export", "mini_inception", *flags, "-o", str(tmp_path / "g.onnx")])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and re.search(message, err) and "Traceback" not in err, (flags, err)
+    assert not os.path.exists(tmp_path / "g.onnx")
+
+
+def test_opset_flag_without_the_onnx_package_checks_the_lower_bound(tmp_path, monkeypatch, capsys):
+    from minigraph.onnx import exporter
+
+    def missing():
+        raise mg.onnx.OnnxUnavailableError("ONNX support needs the onnx package: pip install 'minigraph[onnx]'")
+    monkeypatch.setattr(exporter, "require_onnx", missing)
     with pytest.raises(SystemExit) as info:
-        main(["export", "googlenet", "--opset", "9", "-o", str(tmp_path / "g.onnx")])
-    assert info.value.code == 2 and "must be >= 13" in capsys.readouterr().err
+        main(["export", "mini_inception", "--opset", "9", "-o", str(tmp_path / "g.onnx")])
+    assert info.value.code == 2 and "argument --opset: must be >= 13" in capsys.readouterr().err
+    assert main(["export", "mini_inception", "--opset", "99", "-o", str(tmp_path / "g.onnx")]) == 2
+    assert "minigraph: error: ONNX support needs the onnx package" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """mg.onnx.export against onnxruntime: every exportable op kind, conv/pool geometry (asymmetric
 SAME padding, explicit pads, dilation, strides), GoogLeNet, the Inception module, names, dynamic
 batch, unsupported kinds and the semantics the issue pins (pads order, LRN, Dropout, Softmax)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -150,6 +152,29 @@ def test_softmax_axis_is_one_axis_and_opset_below_13_is_refused(tmp_path):
         mg.onnx.export(y, tmp_path / "m.onnx", opset=12)
 
 
+def test_every_unsupported_opset_is_an_export_error_naming_the_supported_range(tmp_path):
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    newest = onnx.defs.onnx_opset_version()
+    for opset in (12, newest + 1, 99, -1, True, 17.0, "17"):
+        with pytest.raises(mg.onnx.OnnxExportError, match=f"opset must be an int from 13 .* to {newest} "
+                                                          r"\(the newest the installed onnx package knows\)"):
+            mg.onnx.export(y, tmp_path / "m.onnx", opset=opset)
+    assert not (tmp_path / "m.onnx").exists()
+    mg.onnx.export(y, tmp_path / "m.onnx", opset=np.int64(newest))
+    assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == newest
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0, True, None])
+def test_batch_sizes_below_one_are_refused(tmp_path, batch_size):
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    for dynamic in (False, True):
+        with pytest.raises(mg.onnx.OnnxExportError, match="batch_size must be a positive integer, got"):
+            mg.onnx.export(y, tmp_path / "m.onnx", dynamic_batch=dynamic, batch_size=batch_size)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_dropout_is_the_identity_and_the_switch_is_not_an_input(tmp_path, kit):
     with mg.Graph() as g:
         x = mg.placeholder((None, 4), name="x")
@@ -289,3 +314,41 @@ def test_one_node_under_two_output_names(tmp_path, kit):
     np.testing.assert_array_equal(a, np.maximum(data, 0))
     np.testing.assert_array_equal(b, a)
     np.testing.assert_array_equal(c, data)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_the_file_gets_the_users_umask_and_replaces_the_old_one_whole(tmp_path):
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old")
+    old = os.umask(0o022)
+    try:
+        mg.onnx.export(y, path)
+        mg.onnx.export(y, tmp_path / "new" / "m.onnx")  # the folder is created
+    finally:
+        os.umask(old)
+    for written in (path, tmp_path / "new" / "m.onnx"):
+        assert os.stat(written).st_mode & 0o777 == 0o644  # as checkpoints get (mkstemp's was 0o600)
+        assert onnx.load(str(written)).graph.node[0].op_type == "Relu"
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx", "new"]  # no temporary file left
+
+
+def test_a_write_that_fails_is_one_onnx_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+    with mg.Graph():
+        y = ops.relu(mg.placeholder((None, 3)))
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(mg.onnx.OnnxError, match=r"cannot write .*m.onnx: .*\(nothing was written\)"):
+        mg.onnx.export(y, tmp_path / "file" / "m.onnx")
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"old")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(mg.onnx.OnnxError, match=r"cannot write .*m.onnx: No space left on device "
+                                                r"\(the previous file is intact\)"):
+        mg.onnx.export(y, target)
+    assert target.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["file", "m.onnx"]  # no temporary file left

@@ -116,6 +116,8 @@ IMPORT_CASES = {  # ONNX type -> [(id, model builder)]
     "LogSoftmax": [("default-axis", lambda: case(node("LogSoftmax", ["x"]), (2, 5)))],
     "Flatten": [("axis1", lambda: case(node("Flatten", ["x"]), (2, 3, 4, 5))),
                 ("axis2", lambda: case(node("Flatten", ["x"], axis=2), (2, 3, 4, 5))),
+                ("negative-axis", lambda: case(node("Flatten", ["x"], axis=-1), (2, 3, 4, 5))),
+                ("minus-rank", lambda: case(node("Flatten", ["x"], axis=-3), (2, 3, 4, 5))),
                 ("axis0", lambda: case(node("Flatten", ["x"], axis=0), (2, 3, 4)))],
     "Reshape": [("copy-zero-and-minus-one", lambda: case(node("Reshape", ["x", "s"]), (2, 3, 4), {"s": i64(0, -1)})),
                 ("minus-one-batch", lambda: case(node("Reshape", ["x", "s"]), (2, 3, 4), {"s": i64(-1, 2, 6)})),
@@ -272,6 +274,86 @@ def test_input_without_a_shape_is_a_clear_error(tmp_path):
     model, _ = case(node("Relu", ["x"]), (2, 3))
     model.graph.input[0].type.tensor_type.ClearField("shape")
     with pytest.raises(mg.onnx.OnnxFileError, match="input 'x' has no shape"):
+        mg.onnx.load(save(model, tmp_path))
+
+
+def unchecked(nodes, x_shape, inits=(), opset=17, x_type=TensorProto.FLOAT):
+    """A ModelProto as a careless writer makes it: neither ONNX's shape inference nor its full
+    check has run (onnx.checker.check_model alone passes: mg.onnx.load runs it)."""
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", x_type, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["o"])],
+                              initializer=[onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("where", ["input", "output", "value"])
+def test_a_negative_dimension_is_a_file_error_naming_the_value(tmp_path, where):
+    """What `minigraph export --batch -1` wrote before it refused the flag."""
+    model = unchecked([node("Relu", ["x"])], [-1, 3] if where == "input" else [2, 3])
+    if where == "output":
+        model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = -4
+    elif where == "value":
+        model.graph.value_info.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, -3]))
+    name, size, axis, shape = {"input": ("x", -1, 0, r"\(-1, 3\)"), "output": ("y", -4, 0, r"\(-4,\)"),
+                               "value": ("y", -3, 1, r"\(2, -3\)")}[where]
+    with pytest.raises(mg.onnx.OnnxFileError, match=rf"m.onnx: {where} '{name}' has the negative dimension {size} "
+                                                    rf"\(axis {axis} of its shape {shape}\)"):
+        mg.onnx.load(save(model, tmp_path))
+
+
+def typeless(model):
+    """`model` with its initializers and Constant values of element type 999, which ONNX does not define."""
+    for tensor in model.graph.initializer:
+        tensor.data_type = 999
+    for n in model.graph.node:
+        for a in n.attribute:
+            if a.name == "value":
+                a.t.data_type = 999
+    return model
+
+
+def conv_w():
+    return {"w": arr(4, 3, 3, 3)}
+
+
+MALFORMED_NODES = {  # id -> (model, what the error says); each reached a raw ValueError, ZeroDivisionError,
+    # IndexError or KeyError, or was silently misread (an out-of-range axis wrapped around)
+    "conv-three-pads": (lambda: unchecked([node("Conv", ["x", "w"], pads=[1, 0, 0])], [1, 3, 5, 5], conv_w()),
+                        r"Conv node '/block/Conv': pads must hold 4 values .* got \[1, 0, 0\]"),
+    "conv-unknown-auto-pad": (lambda: unchecked([node("Conv", ["x", "w"], auto_pad="SAME")], [1, 3, 5, 5], conv_w()),
+                              "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got 'SAME'"),
+    "maxpool-zero-stride-ceil": (lambda: unchecked([node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[0, 1], ceil_mode=1)],
+                                                   [1, 3, 5, 5]),
+                                 r"MaxPool node '/block/MaxPool': strides must be 2 integers >= 1 .* got \[0, 1\]"),
+    "pad-too-few-pads": (lambda: unchecked([node("Pad", ["x", "p"])], [2, 3], {"p": i64(1)}),
+                         r"Pad node '/block/Pad': pads must hold 2 values .* each of the 2 padded axes, got 1"),
+    "pad-axes-of-a-scalar": (lambda: unchecked([node("Pad", ["x", "p", "", "a"])], [], {"p": i64(1, 1), "a": i64(0)}, opset=18),
+                             r"axes \[0\] are out of range for an input of rank 0"),
+    "pad-axis-out-of-range": (lambda: unchecked([node("Pad", ["x", "p", "", "a"])], [2, 3], {"p": i64(1, 1), "a": i64(2)}, opset=18),
+                              r"axes \[2\] are out of range for an input of rank 2"),
+    "flatten-axis-out-of-range": (lambda: unchecked([node("Flatten", ["x"], axis=4)], [2, 3, 4]),
+                                  "Flatten node '/block/Flatten': axis 4 is out of range for an input of rank 3"),
+    "softmax11-axis-out-of-range": (lambda: unchecked([node("Softmax", ["x"], axis=2)], [2, 3], opset=11),
+                                    "axis 2 is out of range for an input of rank 2"),
+    "initializer-of-no-element-type": (lambda: typeless(unchecked([node("Add", ["x", "w"])], [2, 3], {"w": arr(3)})),
+                                       "tensor 'w' has the element type 999, which ONNX does not define"),
+    "input-of-no-element-type": (lambda: unchecked([node("Relu", ["x"])], [2, 3], x_type=999),
+                                 "input 'x' has the element type 999, which ONNX does not define"),
+    "constant-of-no-element-type": (lambda: typeless(unchecked([helper.make_node("Constant", [], ["c"], name="/c",
+                                                                                 value=onnx.numpy_helper.from_array(arr(3))),
+                                                                node("Add", ["x", "c"])], [2, 3])),
+                                    "Constant node '/c': its tensor has the element type 999"),
+}
+
+
+@pytest.mark.parametrize("case_id", sorted(MALFORMED_NODES))
+def test_malformed_nodes_and_tensors_are_file_errors_naming_them(tmp_path, case_id):
+    build, message = MALFORMED_NODES[case_id]
+    model = build()
+    with pytest.raises(mg.onnx.OnnxFileError, match="m.onnx: .*" + message):
         mg.onnx.load(save(model, tmp_path))
 
 
