@@ -7,6 +7,7 @@ writes onnx_folded.png (tests/fixtures/onnx/inception_torchscript.onnx, collapse
 identical blocks drawn once) and onnx_diff.png (module 3a against a variant: a wider 3x3
 branch, an average instead of a max pool, the 5x5 branch replaced by a 7x7 one).
 """
+import _venv  # noqa: F401,I001  (first: re-runs this script with the project's .venv if needed)
 import os
 import sys
 

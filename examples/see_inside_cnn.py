@@ -8,6 +8,7 @@ grad_cam.png (Grad-CAM at the first Inception module, test image 0) and
 translation_invariance.png (the whole test set moved by 0-3 pixels), and prints the numbers
 behind both. `minigraph visualize` draws the full set for any test image.
 """
+import _venv  # noqa: F401,I001  (first: re-runs this script with the project's .venv if needed)
 import os
 import sys
 import tempfile

@@ -31,3 +31,13 @@ def test_without_an_installed_minigraph_it_says_how_to_get_one():
     assert done.returncode == 1
     assert "minigraph is not installed for" in done.stderr and "make install" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_example_imports_the_venv_helper_first():
+    """An example without it fails with ModuleNotFoundError under a plain `python`, against the
+    README's promise (two did)."""
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        if script.name.startswith("_"):
+            continue
+        imports = [line for line in script.read_text().splitlines() if line.startswith(("import ", "from "))]
+        assert imports and imports[0].startswith("import _venv"), f"{script.name}: first import is {imports[:1]}"

@@ -42,3 +42,14 @@ def test_version_and_help():
     assert "usage: minigraph" in help_text
     script = pathlib.Path(sys.executable).parent / "minigraph"
     assert subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True).stdout.startswith("minigraph ")
+
+
+def test_readme_extras_table_lists_every_extra_of_pyproject():
+    """The README's table of extras is where a pip user learns what to install; an extra
+    missing from it (mpi was) is a feature nobody finds."""
+    import re
+    section = (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1].split("\n[")[0]
+    extras = set(re.findall(r"^([a-z]+) = \[", section, re.M))  # (tomllib is Python 3.11+)
+    assert {"plot", "onnx", "mpi"} <= extras
+    rows = set(re.findall(r"^\| `([a-z]+)` \|", (ROOT / "README.md").read_text(), re.M))
+    assert extras <= rows, f"extras missing from the README's table: {sorted(extras - rows)}"
