@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from typing import List, Optional
 
@@ -97,11 +99,59 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    with _outlives_its_reader("stdout"), _outlives_its_reader("stderr"):
+        try:
+            return int(args.func(args) or 0)
+        except minigraph.MinigraphError as exc:
+            print(f"minigraph: error: {exc}", file=sys.stderr)
+            return 2
+
+
+class _PipeGuard:
+    """A text stream whose reader may go away (`minigraph evaluate ... | head -1`): from then on
+    its output goes to /dev/null and the command finishes its work (files included) instead of
+    dying in a BrokenPipeError traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self._stream.fileno())  # the stream's pending bytes now drain there too
+        os.close(null)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _outlives_its_reader(name: str):
+    """sys.<name> guarded by `_PipeGuard` while the command runs (when it is a real file)."""
+    stream = getattr(sys, name)
     try:
-        return int(args.func(args) or 0)
-    except minigraph.MinigraphError as exc:
-        print(f"minigraph: error: {exc}", file=sys.stderr)
-        return 2
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):  # captured (tests, notebooks): nothing to guard
+        yield
+        return
+    setattr(sys, name, _PipeGuard(stream))
+    try:
+        yield
+    finally:
+        getattr(sys, name).flush()
+        setattr(sys, name, stream)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -203,3 +203,24 @@ def test_summary_and_render_of_a_file_with_a_negative_dimension_are_one_line_err
         assert err == (f"minigraph: error: {path}: input 'x' has the negative dimension -1 (axis 0 of its shape "
                        "(-1, 1, 8, 8)); a dimension is a size >= 0 or a name\n"), err
     assert not (tmp_path / "xm.gv").exists()
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_reader_that_went_away_does_not_stop_the_command(tmp_path, stream):
+    """`minigraph ... | head -1`: once a BrokenPipeError traceback, and `evaluate --out` lost
+    its picture. Here the reader is gone before the command starts."""
+    read, write = os.pipe()
+    os.close(read)
+    out = tmp_path / "inception.svg"
+    cmd = [sys.executable, "-m", "minigraph", "render", "inception", "-o", str(out)]
+    if stream == "stderr":  # an error message to a closed stderr
+        cmd = [sys.executable, "-m", "minigraph", "render", "inception", "-o", str(tmp_path / "x.bogus")]
+    done = subprocess.run(cmd, stdout=write if stream == "stdout" else subprocess.PIPE,
+                          stderr=write if stream == "stderr" else subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    if stream == "stdout":
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+        assert out.read_text().lstrip().startswith("<?xml")
+    else:
+        assert done.returncode == 2 and "Traceback" not in done.stdout
