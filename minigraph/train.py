@@ -51,7 +51,7 @@ from . import distributed
 from . import optim
 from . import train_metadata
 from .atomic_file import write_atomic
-from .checkpoint import restore, save
+from .checkpoint import read_metadata, restore, save
 from .classifier import MODEL, save_classifier
 from .errors import CheckpointError, NumericsError
 from .progress import progress as progress_bar
@@ -186,15 +186,16 @@ class _Run:
         self.saved_at = (self.epoch, self.batch)
 
     def _read_checkpoint(self) -> Dict[str, Any]:
-        batches = mgdata.batches(self.x_train, self.y_train, self.config.batch_size, shuffle=False)
-        meta = train_metadata.check(restore(self.sess, self.checkpoint), self.checkpoint, batches.total)
-        saved, now, default = meta["config"], _resumable(self.config), _resumable(TrainConfig())
+        # the settings first: another optimizer's state would fail the restore with a long list
+        saved = train_metadata.check_config(read_metadata(self.checkpoint), self.checkpoint)
+        now, default = _resumable(self.config), _resumable(TrainConfig())
         differ = [f"--{k.replace('_', '-')} {saved.get(k, default[k])} (now {now[k]})" for k in RESUMABLE
                   if saved.get(k, default[k]) != now[k]]
         if differ:
             raise CheckpointError(f"{self.checkpoint} was trained with other settings: {', '.join(differ)}; "
                                   "resume with the same ones")
-        return meta
+        batches = mgdata.batches(self.x_train, self.y_train, self.config.batch_size, shuffle=False)
+        return train_metadata.check(restore(self.sess, self.checkpoint), self.checkpoint, batches.total)
 
     def diverged(self, what: str, where: str) -> NumericsError:
         """The error that stops a run whose loss or weights stopped being finite."""

@@ -333,3 +333,17 @@ def test_full_disk_during_training_is_one_line_and_the_checkpoint_stays(tmp_path
                                   "File too large (the previous checkpoint is intact)")
     assert (out / "checkpoint.npz").read_bytes() == before
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "loss.png", "metrics.json", "model.npz"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "0.01"], "--lr 0.05 (now 0.01)"),
+    (["--optimizer", "adam"], "--optimizer sgd (now adam)"),  # once a 30-line list of optimizer state
+])
+def test_resume_with_other_settings_is_one_line_naming_them(tmp_path, capsys, flags, message):
+    out = str(tmp_path / "run")
+    assert cli.main(["train", "--out", out, *TINY, "--epochs", "1", "--optimizer", "sgd", "--lr", "0.05"]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", "--out", out, *TINY, "--epochs", "2", "--resume", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"minigraph: error: {out}/checkpoint.npz was trained with other settings: {message}; "
+                   "resume with the same ones\n")
