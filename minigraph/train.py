@@ -147,7 +147,11 @@ class _Run:
         self.partial = _fresh_partial()
         self.saved_at = None  # (epoch, batch) of the checkpoint on disk from this run or its resume
         if self.is_root:
-            os.makedirs(config.out, exist_ok=True)
+            try:
+                os.makedirs(config.out, exist_ok=True)
+            except OSError as exc:  # the same OSError type, its message naming the setting
+                raise type(exc)(f"cannot create the output folder {config.out} (--out, TrainConfig.out): "
+                                f"{exc.strerror or exc}") from exc
         self.checkpoint = os.path.join(config.out, CHECKPOINT)
         self.plot: Optional[str] = None  # loss.png once this run has drawn it
         self.plot_hint_given = False

@@ -347,3 +347,11 @@ def test_resume_with_other_settings_is_one_line_naming_them(tmp_path, capsys, fl
     err = capsys.readouterr().err
     assert err == (f"minigraph: error: {out}/checkpoint.npz was trained with other settings: {message}; "
                    "resume with the same ones\n")
+
+
+def test_an_out_folder_that_cannot_be_made_is_named_with_its_flag(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert cli.main(["train", "--out", str(blocker / "run"), *TINY, "--epochs", "1"]) == 1
+    assert capsys.readouterr().err == (f"minigraph: error: cannot create the output folder {blocker / 'run'} "
+                                       "(--out, TrainConfig.out): Not a directory\n")
