@@ -56,8 +56,9 @@ def _predict(args) -> int:
         args.parser.error("--top-k must be at least 1")
     model = load_model(args.model)
     c, h, w = input_geometry(model)
+    tops = predict_files(model, args.images, args.top_k)  # an unreadable image: its error alone
     print(f"{args.model}: {len(classes_of(model))} classes, images as {'RGB' if c == 3 else 'grayscale'} {h} x {w}")
-    for path, top in zip(args.images, predict_files(model, args.images, args.top_k)):
+    for path, top in zip(args.images, tops):
         print(f"{path}: " + ", ".join(f"{name} {_percent(p)}" for name, p in top))
     return 0
 

@@ -85,7 +85,9 @@ def test_predict_command(trained, tmp_path, capsys):
 def test_predict_errors_name_the_file(trained, tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not an image")
     assert cli.main(["predict", str(trained / "model.npz"), str(tmp_path / "broken.png")]) == 2
-    assert "broken.png: cannot decode image" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "broken.png: cannot decode image" in err
+    assert out == ""  # the error alone, not the model's header line before it
     assert cli.main(["predict", str(trained / "checkpoint.npz"), str(tmp_path / "broken.png")]) == 2
     assert "not a minigraph model file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
