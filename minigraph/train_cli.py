@@ -55,7 +55,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--augment", choices=tuple(AUGMENTATIONS), default=None,
                    help="random 4-pixel crops and/or mirror flips of the training images "
                         "(default: crop+flip with --data, none for the digits)")
-    p.set_defaults(func=run_command)
+    p.set_defaults(func=run_command, parser=p)
 
 
 def _saved_settings(args) -> dict:
@@ -91,6 +91,9 @@ def run_command(args) -> int:
                 "augment": args.augment}
     settings.update({k: v for k, v in explicit.items() if v is not None}, out=args.out, backend=args.backend,
                     distributed=args.distributed, check_numerics=args.check_numerics)
+    if settings["data"] is None and (args.image_size is not None or args.channels is not None):
+        args.parser.error("--image-size and --channels size the images of --data folders; the digits are "
+                          "1 x 8 x 8 (give --data, or leave them out)")
     if args.augment is None and not args.resume and settings["data"] is not None:
         settings["augment"] = "crop+flip"
     config = TrainConfig(**settings)

@@ -355,3 +355,13 @@ def test_an_out_folder_that_cannot_be_made_is_named_with_its_flag(tmp_path, caps
     assert cli.main(["train", "--out", str(blocker / "run"), *TINY, "--epochs", "1"]) == 1
     assert capsys.readouterr().err == (f"minigraph: error: cannot create the output folder {blocker / 'run'} "
                                        "(--out, TrainConfig.out): Not a directory\n")
+
+
+@pytest.mark.parametrize("flag", [["--image-size", "32"], ["--channels", "3"]])
+def test_image_flags_without_data_are_a_usage_error(tmp_path, capsys, flag):
+    """They size --data folders' images; on the digits they were silently ignored."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--out", str(tmp_path / "run"), *TINY, *flag])
+    assert stop.value.code == 2
+    assert "--image-size and --channels size the images of --data folders" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
