@@ -62,7 +62,7 @@ def run_demo(out: str = DEMO_OUT, epochs: int = DEMO_EPOCHS, progress: bool = Tr
     os.makedirs(out, exist_ok=True)
     files = draw_diagrams(out)
     train_out = os.path.join(out, "train")
-    print(f"training mini_inception on the 8x8 digits for {epochs} epochs")
+    print(f"training mini_inception on the 8x8 digits for {epochs} epoch{'' if epochs == 1 else 's'}")
     metrics = fit(TrainConfig(epochs=epochs, out=train_out), progress=progress)
     written = metrics["files"]  # loss_curves is None without matplotlib (fit said so)
     files += [(what, written[role]) for role, what in (("metrics", "training metrics"),
