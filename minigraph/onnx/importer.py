@@ -114,6 +114,14 @@ class ImportContext:
                                 "or a Constant), but it is computed")
         return self._static[name][0]
 
+    def static_ints(self, name: str) -> list:
+        """An integer initializer or Constant (shapes, pads, axes: int64 in ONNX) as a flat list of
+        ints; OnnxFileError for another dtype (a float 2.5 would have been cut to 2)."""
+        value = np.asarray(self.static(name))
+        if value.dtype.kind not in "iu":
+            raise OnnxFileError(f"tensor {name!r} must hold integers (int64), got {value.dtype}")
+        return [int(v) for v in value.ravel()]
+
     def static_shape(self, name: str, required: bool = True):
         if name in self._static:
             return self._static[name][0].shape

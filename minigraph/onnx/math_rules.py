@@ -143,10 +143,10 @@ def _axes_of(node, ctx, axes_input_from: int):
     if ctx.opset < axes_input_from:
         axes = ctx.attrs.get("axes")
     else:
-        axes = ctx.static(node.input[1]) if ctx.given(node, 1) else None
+        axes = ctx.static_ints(node.input[1]) if ctx.given(node, 1) else None
     if axes is None or len(axes) == 0:
         return None
-    return tuple(int(v) for v in np.asarray(axes).ravel())
+    return tuple(int(v) for v in axes)
 
 
 def reduction(builder: Callable, axes_input_from: int) -> Callable:

@@ -134,7 +134,7 @@ def load_reshape(node, ctx):
     """Reshape with a shape known at load time. A 0 copies the input's size (unless allowzero);
     the one unknown size (the batch) becomes -1, resolving an explicit -1 from the known sizes."""
     x = ctx.value(node.input[0])
-    target = [int(v) for v in np.asarray(ctx.static(node.input[1])).ravel()]
+    target = ctx.static_ints(node.input[1])
     allowzero = bool(ctx.attrs.get("allowzero", 0))
     dims = [x.shape[i] if d == 0 and not allowzero and i < x.ndim else d for i, d in enumerate(target)]
     if None in dims:
@@ -174,16 +174,14 @@ def load_pad(node, ctx):
     """Pad (constant mode, value 0, pads >= 0) as one pad_axis per padded axis."""
     x = ctx.value(node.input[0])
     pads = ctx.attrs.get("pads")
-    if pads is None:
-        pads = ctx.static(node.input[1])
-    pads = [int(p) for p in np.asarray(pads).ravel()]
+    pads = ctx.static_ints(node.input[1]) if pads is None else [int(p) for p in pads]
     value = ctx.attrs.get("value", 0.0)
     if len(node.input) > 2 and node.input[2]:
         value = np.asarray(ctx.static(node.input[2])).ravel()
         value = float(value[0]) if value.size else 0.0
     axes = list(range(x.ndim))
     if len(node.input) > 3 and node.input[3]:
-        axes = [int(a) for a in np.asarray(ctx.static(node.input[3])).ravel()]
+        axes = ctx.static_ints(node.input[3])
         if any(not -x.ndim <= a < x.ndim for a in axes):
             raise OnnxFileError(f"axes {axes} are out of range for an input of rank {x.ndim}")
         axes = [a % x.ndim for a in axes]

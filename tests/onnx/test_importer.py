@@ -346,6 +346,12 @@ MALFORMED_NODES = {  # id -> (model, what the error says); each reached a raw Va
                                                                                  value=onnx.numpy_helper.from_array(arr(3))),
                                                                 node("Add", ["x", "c"])], [2, 3])),
                                     "Constant node '/c': its tensor has the element type 999"),
+    "reshape-float-shape": (lambda: unchecked([node("Reshape", ["x", "s"])], [2, 6], {"s": np.array([2.5, 4.8])}),
+                            r"Reshape node '/block/Reshape': tensor 's' must hold integers \(int64\), got float64"),
+    "pad-float-pads": (lambda: unchecked([node("Pad", ["x", "p"])], [2, 3], {"p": np.array([0.5, 1.0, 0.0, 1.0])}),
+                       r"tensor 'p' must hold integers \(int64\), got float64"),
+    "reducesum-float-axes": (lambda: unchecked([node("ReduceSum", ["x", "a"])], [2, 3], {"a": np.array([1.7])}),
+                             r"tensor 'a' must hold integers \(int64\), got float64"),
 }
 
 
