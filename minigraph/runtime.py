@@ -245,11 +245,11 @@ class CpuRuntime(Runtime):
         if len(ranges) == 1 or self.threads < 2 or getattr(self._inside, "flag", False):
             return [fn(a, b) for a, b in ranges]
 
-        errors = np.geterr()  # the caller's np.errstate holds in the workers too
+        errors, callback = np.geterr(), np.geterrcall()  # the caller's np.errstate holds in the workers too
 
         def call(r):
             self._inside.flag = True
-            with np.errstate(**errors):
+            with np.errstate(call=callback, **errors):
                 return fn(*r)
 
         try:

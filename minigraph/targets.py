@@ -62,17 +62,23 @@ def resolve(spec: str, checkpoint: Optional[str] = None, aux: bool = False) -> T
 
 
 def _trained_for_another_model(checkpoint: str, spec: str) -> Optional[str]:
-    """A line saying which model `minigraph train` wrote `checkpoint` for, when its metadata
-    names one other than `spec` (None otherwise, or when the metadata cannot be read)."""
+    """A line saying what `minigraph train` wrote `checkpoint` for, when its metadata shows that
+    it cannot fit `spec` (None otherwise, or when the metadata cannot be read)."""
     try:
         config = read_metadata(checkpoint).get("config")
     except CheckpointError:
         return None
-    model = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(model, str) or model == spec:
+    if not isinstance(config, dict) or not isinstance(config.get("model", "mini_inception"), str):
+        return None
+    model, data = config.get("model", "mini_inception"), config.get("data")
+    if data is not None:  # sized for its own images and classes: no built-in network fits it
+        return (f"this checkpoint was written by `minigraph train --model {model} --data {data}`; the built-in "
+                "networks are sized for the digits (mini_inception) and ImageNet (inception, googlenet), so "
+                "its weights fit none of them")
+    if model == spec:
         return None
     line = f"this checkpoint was written by `minigraph train --model {model}`, not for {spec}"
-    if model in NETWORKS:
+    if model == "mini_inception":  # trained on the digits: the built-in mini_inception is that network
         line += f" (try `{model}` instead of `{spec}`)"
     return line
 

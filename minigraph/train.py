@@ -41,7 +41,7 @@ import os
 import signal
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -327,7 +327,9 @@ def fit(config: Optional[TrainConfig] = None, resume: bool = False, progress: bo
     `build_model(config.model, ...)` sized to the data; the data `dataset`, else
     `load_data(config.data, ...)` (the digits unless `config.data` names a folder). With `resume`,
     continue from `config.out`'s checkpoint. On Ctrl-C (or a SIGINT raised by `on_step`),
-    finish the step, save a checkpoint and raise KeyboardInterrupt. With
+    finish the step, save a checkpoint and raise KeyboardInterrupt. A loss or weights that are
+    not finite raise `NumericsError` (NumPy's floating-point warnings are left out unless the
+    caller set NumPy's error handling, np.seterr or np.errstate, to something else). With
     `config.distributed`, train data-parallel over the ranks of mpirun (see the module).
     """
     config = config if config is not None else TrainConfig()
@@ -354,8 +356,7 @@ def _train(config: TrainConfig, comm, resume: bool, progress: bool, model_fn, da
     if comm is not None:
         log(f"data-parallel over {comm.size} ranks ({comm.backend}): {config.batch_size // comm.size} "
             f"of each batch of {config.batch_size} per rank")
-    # NaN and overflow are the loss check's to report (`diverged`), not NumPy's warnings
-    with _DeferredInterrupt() as interrupt, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with _DeferredInterrupt() as interrupt, _numpy_warnings_left_to_the_loss_check():
         try:
             while run.epoch < config.epochs:
                 run.train_epoch(progress, interrupt.pending, on_step)
@@ -373,6 +374,17 @@ def _train(config: TrainConfig, comm, resume: bool, progress: bool, model_fn, da
                 f"{run.checkpoint}; continue with --resume")
             raise KeyboardInterrupt from None
     return {**run.write_reports(), "files": run.files()}
+
+
+_NUMPY_DEFAULT_ERRORS = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}
+
+
+def _numpy_warnings_left_to_the_loss_check():
+    """NaN and overflow are the loss check's to report (`diverged`), without NumPy's warnings
+    before it; a caller who set NumPy's error handling (np.seterr / np.errstate) keeps theirs."""
+    if np.geterr() != _NUMPY_DEFAULT_ERRORS:
+        return nullcontext()
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 def _quiet(message: str) -> None:

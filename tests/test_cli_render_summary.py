@@ -186,8 +186,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path, monkeypatch, capsys):
     assert "--epochs: must be a positive integer, got 0" in capsys.readouterr().err
 
 
-def test_summary_and_render_of_a_file_with_a_negative_dimension_are_one_line_errors(tmp_path, capsys):
-    """`minigraph export --batch -1` used to write such a file."""
+def test_summary_and_render_of_a_file_with_a_negative_dimension_read_it_as_unknown(tmp_path, capsys):
+    """`minigraph export --batch -1` used to write such a file (a ValueError traceback then)."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="/relu")], "g",
@@ -198,11 +198,10 @@ def test_summary_and_render_of_a_file_with_a_negative_dimension_are_one_line_err
     path = tmp_path / "xm.onnx"
     onnx.save(model, str(path))
     for command in (["summary", str(path)], ["render", str(path), "-o", str(tmp_path / "xm.gv")]):
-        assert main(command) == 2
-        err = capsys.readouterr().err
-        assert err == (f"minigraph: error: {path}: input 'x' has the negative dimension -1 (axis 0 of its shape "
-                       "(-1, 1, 8, 8)); a dimension is a size >= 0 or a name\n"), err
-    assert not (tmp_path / "xm.gv").exists()
+        assert main(command) == 0
+        out, err = capsys.readouterr()
+        assert err == "" and out
+    assert "relu" in (tmp_path / "xm.gv").read_text().lower()
 
 
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])

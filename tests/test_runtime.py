@@ -96,6 +96,16 @@ def test_the_callers_numpy_error_state_holds_in_pool_threads(setting, expect):
     rt.close()
 
 
+def test_a_numpy_error_callback_of_the_caller_is_called_from_pool_threads():
+    rt = CpuRuntime(threads=2)
+    seen = []
+    big = np.full(4, 3e38, np.float32)
+    with np.errstate(over="call", call=lambda kind, flag: seen.append(kind)):
+        rt.run_chunks(lambda a, b: big[a:b] * np.float32(10), 4, 1)
+    assert seen and set(seen) == {"overflow"}  # once a NameError: "no function found" in the workers
+    rt.close()
+
+
 def test_threads_must_be_positive():
     with pytest.raises(ValueError, match="threads must be a positive int"):
         CpuRuntime(threads=0)

@@ -365,3 +365,11 @@ def test_image_flags_without_data_are_a_usage_error(tmp_path, capsys, flag):
     assert stop.value.code == 2
     assert "--image-size and --channels size the images of --data folders" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_callers_numpy_error_setting_is_kept_by_fit(tmp_path):
+    """fit silences NumPy's overflow warnings only where NumPy's defaults hold: np.errstate(all="raise")
+    set for debugging still raises at the first overflow (a FloatingPointError)."""
+    config = TrainConfig(epochs=1, batch_size=32, lr=10.0, optimizer="sgd", out=str(tmp_path / "run"))
+    with np.errstate(over="raise", invalid="raise", divide="raise"), pytest.raises(FloatingPointError):
+        fit(config, progress=False, log=lambda s: None)

@@ -32,7 +32,7 @@ from minigraph.op import constant, placeholder, variable
 
 from . import names, table
 from .errors import OnnxFileError, UnsupportedOpError
-from .proto import attributes, negative_dimension, require_onnx, shape_text, static_shape, to_array
+from .proto import attributes, require_onnx, static_shape, to_array
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -191,12 +191,6 @@ def read(path):
     for vi in model.graph.input:
         if vi.name not in weights and not vi.type.tensor_type.HasField("shape"):
             raise OnnxFileError(f"{path}: input {vi.name!r} has no shape (minigraph needs its rank and sizes)")
-    for what, infos in (("input", model.graph.input), ("output", model.graph.output), ("value", model.graph.value_info)):
-        for vi in infos:
-            negative = negative_dimension(vi)
-            if negative is not None:
-                raise OnnxFileError(f"{path}: {what} {vi.name!r} has the negative dimension {negative[1]} (axis "
-                                    f"{negative[0]} of its shape {shape_text(vi)}); a dimension is a size >= 0 or a name")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and C++ errors

@@ -99,21 +99,13 @@ def value_info(name: str, dtype, shape: Sequence[Optional[object]]):
 
 def static_shape(value_info_proto, what: str = "value"):
     """(dtype, shape) of a graph input or output (`what` it is, for errors): ints for fixed
-    dimensions, None for named or unknown ones; shape None when the proto has no shape at all."""
+    dimensions, None for named or unknown ones; shape None when the proto has no shape at all.
+    A negative size (ONNX has none, but some writers put -1 for "dynamic") is unknown too."""
     t = value_info_proto.type.tensor_type
     dtype = np_dtype(t.elem_type, f"{what} {value_info_proto.name!r}") if t.elem_type else None
     if not t.HasField("shape"):
         return dtype, None
-    return dtype, tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
-
-
-def negative_dimension(value_info_proto):
-    """(axis, size) of the first negative fixed dimension of a ValueInfoProto's tensor shape, or
-    None: ONNX dimensions are sizes >= 0 or names, but nothing in the format stops a -1."""
-    for axis, d in enumerate(value_info_proto.type.tensor_type.shape.dim):
-        if d.HasField("dim_value") and d.dim_value < 0:
-            return axis, int(d.dim_value)
-    return None
+    return dtype, tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in t.shape.dim)
 
 
 def shape_text(value_info_proto) -> str:
@@ -124,4 +116,4 @@ def shape_text(value_info_proto) -> str:
 
 
 __all__ = ["require_onnx", "require_onnxruntime", "to_array", "from_array", "attributes", "float32_decimal", "np_dtype",
-           "elem_type", "value_info", "static_shape", "negative_dimension", "shape_text", "INSTALL"]
+           "elem_type", "value_info", "static_shape", "shape_text", "INSTALL"]

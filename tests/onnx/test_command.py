@@ -56,6 +56,21 @@ def test_a_checkpoint_of_another_network_is_a_short_error_naming_the_model_it_wa
     assert "minigraph train --model" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("config, hint", [
+    ({"model": "googlenet", "data": "/photos"}, "this checkpoint was written by `minigraph train --model googlenet "
+     "--data /photos`; the built-in networks are sized for the digits (mini_inception) and ImageNet (inception, "
+     "googlenet), so its weights fit none of them"),
+    ({"model": "googlenet", "data": None}, "this checkpoint was written by `minigraph train --model googlenet`, "
+     "not for inception"),  # no "try googlenet": the built-in one is ImageNet's, not the digits'
+])
+def test_the_hint_suggests_a_network_only_when_it_would_fit(tmp_path, capsys, config, hint):
+    sess = mg.Session(build_digits_model(1).logits.graph)
+    mg.save(sess, tmp_path / "c.npz", metadata={"config": config})
+    target = "googlenet" if config["data"] else "inception"
+    assert main(["export", target, "--checkpoint", str(tmp_path / "c.npz"), "-o", str(tmp_path / "g.onnx")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == hint
+
+
 def test_export_googlenet_default_name_and_fixed_batch(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["export", "googlenet", "--batch", "4", "--opset", "18"]) == 0
