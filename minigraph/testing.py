@@ -154,9 +154,11 @@ def _numeric_directions(sess, scalar, feed, ph, sym, eps, directions, rng):
 
 
 def _compare(ana, num, atol, rtol, order, i, mode, report):
-    abs_err = np.abs(ana - num)
-    excess = abs_err - (atol + rtol * np.abs(num))
-    rel = abs_err / np.maximum(np.abs(num), 1e-12)
+    with np.errstate(invalid="ignore"):  # NaN or inf on either side: an error, reported below
+        abs_err = np.abs(ana - num)
+        excess = abs_err - (atol + rtol * np.abs(num))
+        rel = abs_err / np.maximum(np.abs(num), 1e-12)
+    excess = np.where(np.isfinite(ana) & np.isfinite(num), excess, np.inf)  # NaN compares as no excess
     report.max_abs_error.append(float(abs_err.max(initial=0.0)))
     report.max_rel_error.append(float(rel.max(initial=0.0)))
     if excess.size and excess.max() > 0:

@@ -60,6 +60,29 @@ class WrongSecondOrder(Op):
         return [apply(Twice(), [g * node.inputs[0]])]
 
 
+@dataclasses.dataclass(frozen=True)
+class NanGradient(Op):
+    """x with a gradient that is NaN: finite forward values, so only the comparison can catch it."""
+
+    kind: ClassVar[str] = "nan_gradient"
+
+    def infer(self, x):
+        return x
+
+    def forward(self, xp, x):
+        return x + 0.0
+
+    def gradient(self, node, g):
+        return [g * float("nan")]
+
+
+@pytest.mark.parametrize("mode", ["full", "random"])
+def test_a_nan_gradient_fails_the_check(mode):
+    """NaN compared as "no excess", so a NaN gradient passed with max_abs_error [nan]."""
+    with pytest.raises(GradcheckError, match="symbolic nan"):
+        mg.testing.gradcheck(lambda x: apply(NanGradient(), [x]), [np.linspace(1, 2, 4)], mode=mode, order=1)
+
+
 def test_passes_on_correct_gradients():
     rng = np.random.default_rng(0)
     report = mg.testing.gradcheck(lambda a, b: ops.matmul(a, ops.exp(b)), [rng.random((2, 3)), rng.random((3, 2))])
