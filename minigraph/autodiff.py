@@ -25,11 +25,17 @@ def _as_list(value: Nodes, what: str) -> List[Node]:
 
 
 def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None,
-              on_gradient: Optional[Callable[[Node, Node], None]] = None) -> List[Node]:
+              on_gradient: Optional[Callable[[Node, Node], None]] = None,
+              stop_gradients: Nodes = ()) -> List[Node]:
     """d(sum of ys)/d(x) for each x in `xs`, as nodes of the same shapes, in the same order.
 
     `grad_ys` (one node or value per y) weights each y; it defaults to ones. An `x` that
     the ys do not depend on gets a zeros node.
+
+    `stop_gradients`: nodes held constant, as TensorFlow's argument of that name: no gradient
+    flows through them to what they depend on, so the results are partial derivatives (one
+    of them may itself be an x). Unlike wrapping them in `ops.stop_gradient`, the gradient
+    nodes still depend on them normally and can be differentiated again.
 
     `on_gradient(x, grad)`, if given, is called as soon as x's gradient node is complete,
     while the backward graph is still being built (last layers first), so nodes it adds
@@ -40,7 +46,9 @@ def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None,
 
     ys = _as_list(ys, "ys")
     xs = _as_list(xs, "xs")
-    graph = graph_of(ys + xs)
+    stops = _as_list(stop_gradients, "stop_gradients")
+    graph = graph_of(ys + xs + stops)
+    stop_idx = {n.index for n in stops}
     for x in xs:
         if x.dtype.kind != "f":
             raise GraphError(f"gradients: cannot differentiate with respect to {x.name!r} of dtype {x.dtype}")
@@ -51,7 +59,7 @@ def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None,
         if len(grad_ys) != len(ys):
             raise ValueError(f"gradients: {len(grad_ys)} grad_ys for {len(ys)} ys")
 
-    on_path = {n.index for n in graph.ancestors(ys)} & {n.index for n in graph.descendants(xs)}
+    on_path = {n.index for n in graph.ancestors(ys, stop=stops)} & {n.index for n in graph.descendants(xs)}
     on_path = {i for i in on_path if graph.nodes[i].dtype.kind == "f"}
     scopes: Dict[int, str] = {}
 
@@ -107,7 +115,7 @@ def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None,
                 continue
             with scope(node):
                 g = parts[0] if len(parts) == 1 else ops.add_n(parts)
-        if node.inputs:
+        if node.inputs and i not in stop_idx:
             with scope(node):
                 in_grads = node.op.gradient(node, g)
             if len(in_grads) != len(node.inputs):

@@ -251,16 +251,14 @@ class LocalResponseNormGrad(Op):
         return _lrn_grad_chunked(serial_runtime(xp), self, x, g)
 
     def gradient(self, node, gg):
-        """The partial derivatives of the formula in x and in g, each with the other held fixed
-        (g usually depends on x itself: autodiff adds that path through g's own gradient)."""
+        """The partial derivatives of the formula in x and in g, x, g and gg held fixed (g and
+        gg usually depend on x themselves: autodiff adds those paths through their own
+        gradients). The results refer to x, g and gg as they are, so they differentiate again."""
         from minigraph.autodiff import gradients
 
-        from .state import stop_gradient
         x, g = node.inputs
         lrn = LocalResponseNorm(self.size, self.alpha, self.beta, self.k)
-        (gx,) = gradients(sum(lrn.gradient_expression(x, stop_gradient(g)) * gg), [x])
-        (g_g,) = gradients(sum(lrn.gradient_expression(stop_gradient(x), g) * gg), [g])
-        return [gx, g_g]
+        return gradients(sum(lrn.gradient_expression(x, g) * gg), [x, g], stop_gradients=[x, g, gg])
 
 
 _MASK64 = (1 << 64) - 1

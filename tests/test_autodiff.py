@@ -102,3 +102,24 @@ def test_on_gradient_sees_each_gradient_once_as_soon_as_it_is_complete():
     hv = np.maximum(xv @ np.ones((3, 3)), 0)
     np.testing.assert_allclose(out[1], hv.T @ (2 * hv @ np.ones((3, 3))))
     np.testing.assert_array_equal(out[2], np.zeros(2))
+
+
+def test_stop_gradients_gives_partial_derivatives_that_differentiate_again():
+    """f(x, u) = x * u with u = x**2: the total derivative is 3x**2, the partials (nothing flowing
+    through u) are u and x; and d/dx of the partial in x (which is u) is 2x, through u."""
+    with mg.Graph() as g:
+        x = mg.placeholder((3,), dtype="float64", name="x")
+        u = ops.square(x)
+        f = ops.sum(x * u)
+        (total,) = mg.gradients(f, [x])
+        dx, du = mg.gradients(f, [x, u], stop_gradients=[x, u])
+        (ddx,) = mg.gradients(ops.sum(dx), [x])
+        (blocked,) = mg.gradients(ops.sum(x * ops.stop_gradient(u)), [x])
+        (blocked_again,) = mg.gradients(ops.sum(blocked), [x])
+    v = np.array([0.5, -1.0, 2.0])
+    out = mg.Session(g).run([total, dx, du, ddx, blocked_again], {x: v})
+    np.testing.assert_allclose(out[0], 3 * v ** 2)
+    np.testing.assert_allclose(out[1], v ** 2)
+    np.testing.assert_allclose(out[2], v)
+    np.testing.assert_allclose(out[3], 2 * v)  # through u, which stop_gradient would have cut:
+    np.testing.assert_allclose(out[4], 0 * v)

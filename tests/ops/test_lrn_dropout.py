@@ -39,6 +39,14 @@ def test_lrn_gradients_first_and_second_order(size):
     mg.testing.gradcheck(lambda a: ops.local_response_norm(a, size, alpha=0.7, beta=0.75, k=1.5), [x], order=2)
 
 
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_lrn_third_order(size):
+    """The gradient op's own gradient held g fixed with stop_gradient, which cut the paths the
+    next order needs: order 3 was off by 40-70%."""
+    x = np.random.default_rng(2).standard_normal((1, 3, 1, 2))
+    mg.testing.gradcheck(lambda a: ops.local_response_norm(a, size, alpha=0.1, beta=0.75, k=2.0), [x], order=3)
+
+
 def loop_lrn_grad(x, g, size, alpha, beta, k):
     """gx[d] = sum_c g[c] dy[c]/dx[d], with dy[c]/dx[d] = [c == d] s_c**-beta
     - 2 alpha beta / size * x[c] x[d] s_c**(-beta - 1) for d in window(c), one pixel at a time."""
