@@ -36,3 +36,8 @@ class ModelFileError(CheckpointError):
 
 class NumericsError(MinigraphError, ArithmeticError):
     """A node's output holds NaN or Inf (raised by a session with `check_numerics`)."""
+
+
+class SessionClosedError(MinigraphError, RuntimeError):
+    """A session used after `close()` (its variables were dropped: a run would have started
+    again from their initial values)."""

@@ -22,7 +22,7 @@ import numpy as np
 from . import dispatch, numerics
 from .backend import Backend, get_backend
 from .cuda.graphs import runner_for
-from .errors import FeedError, GraphError
+from .errors import FeedError, GraphError, SessionClosedError
 from .fetches import flatten_fetches
 from .graph import Graph, Node, get_default_graph
 from .op import Placeholder, Variable
@@ -117,6 +117,7 @@ class Session:
         self._plan_nodes = 0
         self.max_plans, self.max_plan_nodes = int(max_plans), int(max_plan_nodes)
         self._lock = _ReadWriteLock()
+        self._closed = False
         self._plans_lock = threading.Lock()
         self._values_lock = threading.Lock()
 
@@ -130,9 +131,11 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Drop the session's arrays (variables, state, cached plans)."""
+        """Drop the session's arrays (variables, state, cached plans); using it afterwards is a
+        `SessionClosedError`. Closing twice is harmless."""
         self._lock.acquire(write=True)
         try:
+            self._closed = True
             self._variables.clear()
             self._constants.clear()
             self.state.clear()
@@ -171,13 +174,16 @@ class Session:
 
     def get_value(self, var: Node) -> np.ndarray:
         """A host copy of a variable's current value."""
-        self._check_variable(var)
-        return np.array(self.backend.to_host(self._variable_value(var)))
+        return np.array(self.backend.to_host(self.get_device_value(var)))
 
     def get_device_value(self, var: Node):
         """A copy of a variable's current value on the session's device (a NumPy array on NumPy)."""
         self._check_variable(var)
-        return self._variable_value(var).copy()
+        self._acquire(write=False)
+        try:
+            return self._variable_value(var).copy()
+        finally:
+            self._lock.release(write=False)
 
     def set_value(self, var: Node, value) -> None:
         """Overwrite a variable's value (shape and dtype must match its initial value)."""
@@ -186,7 +192,7 @@ class Session:
         if tuple(arr.shape) != var.shape:
             raise ValueError(f"variable {var.name!r} has shape {fmt(var.shape)}, value has {fmt(tuple(arr.shape))}")
         new = self.backend.asarray(arr.astype(var.dtype, copy=True))
-        self._lock.acquire(write=True)
+        self._acquire(write=True)
         try:
             self._variables[var] = new
         finally:
@@ -195,7 +201,7 @@ class Session:
     def snapshot(self) -> "Snapshot":
         """Host copies of every variable, of `state` and of the generator's state, taken together
         (no run that writes state can interleave): what `mg.save` writes."""
-        self._lock.acquire(write=False)
+        self._acquire(write=False)
         try:
             variables = {var: np.array(self.backend.to_host(self._variable_value(var))) for var in self.variables}
             state = {key: np.array(self.backend.to_host(value)) for key, value in self.state.items()}
@@ -214,7 +220,7 @@ class Session:
             self._check_variable(var)
             if tuple(value.shape) != var.shape:
                 raise ValueError(f"variable {var.name!r} has shape {fmt(var.shape)}, value has {fmt(tuple(value.shape))}")
-        self._lock.acquire(write=True)
+        self._acquire(write=True)
         try:
             self._variables.update(new)
             if state is not None:
@@ -224,6 +230,15 @@ class Session:
                 self.rng.bit_generator.state = rng_state
         finally:
             self._lock.release(write=True)
+
+    def _acquire(self, write: bool) -> None:
+        """Take the session's lock for a run or a change of values; SessionClosedError (and the
+        lock released) once the session is closed."""
+        self._lock.acquire(write=write)
+        if self._closed:
+            self._lock.release(write=write)
+            raise SessionClosedError("this session was closed (Session.close, or the end of its `with` "
+                                     "block): its variables are gone; make a new Session")
 
     def _check_variable(self, var: Node) -> None:
         if not isinstance(var, Node) or not isinstance(var.op, Variable):
@@ -253,7 +268,7 @@ class Session:
         signature = tuple((tuple(v.shape), v.dtype.str) for v in values)
         ctx = RunContext(self.xp, self.runtime, self.rng, plan, self.graph, self.backend, self.state,
                          self._variable_value, self._store_variable, self._constant_value)
-        self._lock.acquire(write=plan.writes_state)
+        self._acquire(write=plan.writes_state)
         try:
             with self.runtime.run_scope() if plan.uses_blas else contextlib.nullcontext():
                 outs = runner_for(self.runtime).execute(plan, ctx, values, signature, timings,

@@ -189,3 +189,24 @@ def test_a_runtime_closed_while_runs_go_on_keeps_working():
         stop.set()
         t.join()
     rt.close()
+
+
+def test_a_closed_session_refuses_to_run_or_touch_values():
+    """After close() a run silently started again from the variables' initial values."""
+    with mg.Graph() as g:
+        w = mg.variable(np.ones(2, "float32"), name="w")
+        y = w * 2.0
+        step = mg.optim.SGD(0.1).minimize(ops.sum(y))
+    sess = mg.Session(g)
+    sess.set_value(w, [5.0, 6.0])
+    sess.close()
+    sess.close()  # twice: harmless
+    for use in (lambda: sess.run(y), lambda: sess.run(step), lambda: sess.get_value(w),
+                lambda: sess.set_value(w, [1.0, 2.0]), lambda: sess.snapshot(),
+                lambda: sess.load({w: np.zeros(2, "float32")})):
+        with pytest.raises(mg.SessionClosedError, match="this session was closed"):
+            use()
+    with mg.Session(g) as fresh:  # a new session starts from the initial values, as documented
+        np.testing.assert_array_equal(fresh.run(y), [2.0, 2.0])
+    with pytest.raises(RuntimeError):  # also a RuntimeError, as TensorFlow's
+        fresh.run(y)
