@@ -72,6 +72,9 @@ class Node:
         return f"<Node {self.name!r} {self.op.kind} shape={fmt(self.shape)} dtype={self.dtype}>"
 
     # Python operators -------------------------------------------------------
+    # NumPy defers to the node: `array + node` is add(array, node), not an object array of nodes
+    __array_ufunc__ = None
+
     def __add__(self, other):
         from minigraph import ops
         return ops.add(self, other)

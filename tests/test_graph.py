@@ -153,3 +153,16 @@ def test_a_node_copied_onto_another_graphs_input_is_refused_before_it_is_recorde
     with pytest.raises(mg.GraphError, match="is not a node of this graph"):
         g2.add_named(ops.registry()["identity"](), [x], "y", Spec((2,), np.dtype("float32")))
     assert g2.nodes == [] and g2.find("y") is None
+
+
+def test_numpy_arrays_and_scalars_on_the_left_of_an_operator_build_nodes():
+    """`np.ones(2) + x` was an object array of two add nodes, one per element."""
+    with mg.Graph() as g:
+        x = mg.placeholder((2,), name="x")
+        a = np.array([1.0, 2.0], "float32")
+        built = [a + x, a - x, a * x, a / x, np.float32(3) * x, np.eye(2, dtype="float32") @ ops.reshape(x, (2, 1))]
+    assert all(isinstance(n, mg.Node) for n in built)
+    v = np.array([2.0, 4.0], "float32")
+    out = mg.Session(g).run(built, {x: v})
+    for got, want in zip(out, [a + v, a - v, a * v, a / v, 3 * v, v.reshape(2, 1)]):
+        np.testing.assert_allclose(got, want)
