@@ -82,7 +82,10 @@ class ApplyUpdate(Op):
         return var
 
     def run(self, ctx, node, arrays):
-        w, g, lr = arrays
+        _, g, lr = arrays
+        # the value now, not the one read at the start of the run: another update of this
+        # variable in the same run (a second optimizer) may have written it, and is kept
+        w = ctx.read_variable(node.inputs[0])
         lr = float(lr)
         if not lr >= 0 or not math.isfinite(lr):  # NaN fails the first test
             raise FeedError(f"{self.kind} {node.name!r}: the learning rate {node.inputs[2].name!r} must be "

@@ -271,3 +271,18 @@ def test_compute_then_apply_gradients_is_minimize():
         opt.apply_gradients([])
     with pytest.raises(TypeError, match="expected .gradient, variable. pairs"):
         opt.apply_gradients([(pairs[0][0], pairs[0][0])])
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_two_optimizers_on_one_variable_in_one_run_both_apply(optimize):
+    """Both updates read the value at the start of the run, so the second overwrote the first:
+    w ended at 0.9 (only the auxiliary step) instead of 1 - 0.1 * 2 - 0.1 = 0.7."""
+    with mg.Graph() as g:
+        w = mg.variable(np.ones(2, "float32"), name="w")
+        b = mg.variable(np.ones(2, "float32"), name="b")
+        main = mg.optim.SGD(0.1).minimize(ops.sum(w * w + b))
+        aux = mg.optim.SGD(0.1).minimize(ops.sum(w))
+    sess = mg.Session(g, optimize=optimize)
+    sess.run([main, aux])
+    np.testing.assert_allclose(sess.get_value(w), [0.7, 0.7], rtol=1e-6)
+    np.testing.assert_allclose(sess.get_value(b), [0.9, 0.9], rtol=1e-6)
