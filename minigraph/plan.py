@@ -109,8 +109,8 @@ class Plan:
         self.forced = dict(forced)
         self.writes_state = any(n.op.side_effects for n in order)
         self.uses_blas = any(n.op.uses_blas for n in order)
-        aliased = _may_alias_state(order, feed_pos)
-        self.fetch_aliases_state = tuple(aliased[slot[f]] for f in fetches)
+        aliased = _may_alias_held(order, feed_pos)
+        self.fetch_may_alias = tuple(aliased[slot[f]] for f in fetches)
         self._tables: "collections.OrderedDict[tuple, list]" = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -229,13 +229,14 @@ def _in_context(exc, step: Step):
     return type(exc)(f"{step.op.kind} {step.node.name!r}: {text}")
 
 
-def _may_alias_state(order: Sequence[Node], feed_pos) -> List[bool]:
-    """For each node, whether its value may be (a view of) a buffer the session holds."""
+def _may_alias_held(order: Sequence[Node], feed_pos) -> List[bool]:
+    """For each node, whether its value may be (a view of) a buffer someone else holds: the
+    session (a variable, a constant, state) or the caller (a fed array)."""
     index = {n: i for i, n in enumerate(order)}
     out = []
     for node in order:
         if node in feed_pos:
-            out.append(False)
+            out.append(True)
             continue
         op = node.op
         out.append(op.returns_state or (op.view and any(out[index[x]] for x in node.inputs)))

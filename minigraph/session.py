@@ -7,7 +7,7 @@ Plans are kept in a bounded least-recently-used cache.
 
 Sessions are safe to share between threads: runs that only read state proceed in parallel,
 runs that write it (optimizer updates, `assign`) hold the session alone, so no update is
-lost. A fetched array never shares memory with the session's variables.
+lost. A fetched array never shares memory with the session's variables or with a fed array.
 """
 from __future__ import annotations
 
@@ -253,7 +253,7 @@ class Session:
         of nodes), feeding placeholders from `feed`.
 
         Returns arrays in the same structure. With `to_host=False` a device backend returns
-        device arrays. No returned array shares memory with the session's variables.
+        device arrays. No returned array shares memory with the session's variables or the fed arrays.
         `timings`, a dict, collects {(op kind, kernel algorithm): [seconds, calls]} (a profile).
         `trace(node, value, inputs)` is called after every step with the node that ran (of the
         graph that runs: the optimised copy unless optimize=False), its value and its input
@@ -273,7 +273,7 @@ class Session:
             with self.runtime.run_scope() if plan.uses_blas else contextlib.nullcontext():
                 outs = runner_for(self.runtime).execute(plan, ctx, values, signature, timings,
                                                         _with_trace(self._check, trace))
-            outs = [v.copy() if alias else v for v, alias in zip(outs, plan.fetch_aliases_state)]
+            outs = [v.copy() if alias else v for v, alias in zip(outs, plan.fetch_may_alias)]
         finally:
             self._lock.release(write=plan.writes_state)
         if to_host:

@@ -156,6 +156,17 @@ def test_fetched_arrays_never_share_memory_with_variables_or_constants():
         assert sess.run(step) >= 1
 
 
+def test_fetched_arrays_never_share_memory_with_fed_arrays():
+    """A fetched placeholder was the caller's own array, and a reshape of it a view of it."""
+    with mg.Graph() as g:
+        x = mg.placeholder((2, 3), name="x")
+        fetches = [x, ops.identity(x), ops.reshape(x, (3, 2)), ops.transpose(x), x * 2.0]
+    fed = np.arange(6, dtype="float32").reshape(2, 3)
+    for optimize in (True, False):
+        for out in mg.Session(g, optimize=optimize).run(fetches, {x: fed}):
+            assert not np.shares_memory(out, fed)
+
+
 # nested fetches --------------------------------------------------------------------------
 
 
