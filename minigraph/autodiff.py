@@ -52,6 +52,10 @@ def gradients(ys: Nodes, xs: Nodes, grad_ys: Optional[Nodes] = None,
     for x in xs:
         if x.dtype.kind != "f":
             raise GraphError(f"gradients: cannot differentiate with respect to {x.name!r} of dtype {x.dtype}")
+    for y in ys:
+        if y.dtype.kind != "f":  # argmax, comparisons: piecewise constant, no gradient to give
+            raise GraphError(f"gradients: {y.kind} {y.name!r} has dtype {y.dtype}; only floating-point "
+                             "values have gradients")
     if grad_ys is None:
         grad_ys = [None] * len(ys)
     else:

@@ -68,6 +68,9 @@ def test_gradient_errors():
             mg.gradients(ops.sum(x), [labels])
         with pytest.raises(mg.ShapeError, match="grad_ys for 'x'"):
             mg.gradients(x, [x], grad_ys=[np.ones(3, "float32")])
+        with pytest.raises(mg.GraphError, match="argmax 'am' has dtype int64; only floating-point values have "
+                                                "gradients"):
+            mg.gradients(ops.argmax(ops.reshape(x, (1, 2)), axis=1, name="am"), [x])  # once zeros, silently
 
 
 def test_variables_get_gradients_and_graph_is_reusable():
