@@ -67,11 +67,14 @@ def _check_out(got, expected, what: str) -> None:
                          f"produces {fmt(tuple(expected))}")
 
 
-def static_hw(node: Node, op: str) -> Pair:
-    """The static (H, W) of an NCHW node, or a ShapeError saying the gradient needs them."""
-    h, w = node.shape[2:]
+def static_hw(x: Node, op: str, of: Optional[Node] = None) -> Pair:
+    """The static (H, W) of the NCHW input `x` of the `op` node `of` (whose gradient is being
+    built), or a ShapeError naming that node and saying the gradient needs them."""
+    h, w = x.shape[2:]
     if h is None or w is None:
-        raise ShapeError(f"{op} {node.name!r}: the gradient needs static spatial dimensions, got {fmt(node.shape)}")
+        where = f"{op} {of.name!r}" if of is not None else f"the {op} gradient of {x.name!r}"
+        raise ShapeError(f"{where}: its gradient needs the input's height and width when the graph is built, "
+                         f"but {x.name!r} is {fmt(x.shape)} (give it a fixed size)")
     return (h, w)
 
 
@@ -125,7 +128,7 @@ class Conv2D(_Geometry, Op):
         x, w = node.inputs[:2]
         if self.activation == "relu":
             g = relu_grad(g, node)
-        grads = [conv2d_backprop_input(g, w, static_hw(x, self.kind), **self.inherited()),
+        grads = [conv2d_backprop_input(g, w, static_hw(x, self.kind, node), **self.inherited()),
                  conv2d_backprop_filter(x, g, tuple(w.shape[2:]), **self.inherited())]
         if len(node.inputs) == 3:
             grads.append(reduce_sum(g, axis=(0, 2, 3)))
@@ -251,7 +254,7 @@ class Conv2DBackpropFilter(_Geometry, Op):
         else:
             gw = out_grad
         dg = conv2d(x, gw, gb, **self.inherited())
-        return [conv2d_backprop_input(g, gw, static_hw(x, self.kind), **self.inherited()),
+        return [conv2d_backprop_input(g, gw, static_hw(x, self.kind, node), **self.inherited()),
                 grad_fusion.through_mask(node, dg)] + [None] * self.relu_mask
 
     def cost(self, node) -> Cost:

@@ -159,7 +159,7 @@ class MaxPoolGradGrad(_Pool):
 
     def gradient(self, node, g):
         idx, gg = node.inputs
-        op = MaxPoolGrad(**self.geometry(), input_hw=static_hw(gg, self.kind))
+        op = MaxPoolGrad(**self.geometry(), input_hw=static_hw(gg, self.kind, node))
         return [None, apply(op, [idx, g])]
 
 
@@ -187,7 +187,7 @@ class AvgPool(_Pool):
     def gradient(self, node, g):
         x = node.inputs[0]
         op = AvgPoolGrad(self.size, self.stride, self.padding, self.count_include_pad,
-                         static_hw(x, self.kind))
+                         static_hw(x, self.kind, node))
         return [apply(op, [g])]
 
 
@@ -313,5 +313,5 @@ def max_pool_grad(x, g, size, stride=None, padding="VALID", name: Optional[str] 
 def _scatter_to_winners(x: Node, y: Node, g, geometry: dict, name: Optional[str] = None) -> Node:
     """MaxPoolGrad(MaxPoolArgmax(x, y), g) for y = max_pool(x) with `geometry`."""
     idx = apply(MaxPoolArgmax(**geometry), [x, y])
-    op = MaxPoolGrad(**geometry, input_hw=static_hw(x, "max_pool"))
+    op = MaxPoolGrad(**geometry, input_hw=static_hw(x, "max_pool", y))
     return apply(op, [idx, g], name)

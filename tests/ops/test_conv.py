@@ -416,3 +416,18 @@ def test_masked_ops_check_their_extra_input():
             mg.apply(op, [g, w, mg.placeholder((2, 4, 7, 5))])
         with pytest.raises(mg.ShapeError, match="expected 3 inputs, got 2"):
             mg.apply(op, [g, w])
+
+
+@pytest.mark.parametrize("build, kind, name", [
+    (lambda x, w: ops.conv2d(x, w, padding=1, name="conv"), "conv2d", "conv"),
+    (lambda x, w: ops.max_pool(x, 2, name="pool"), "max_pool", "pool"),
+    (lambda x, w: ops.avg_pool(x, 2, name="pool"), "avg_pool", "pool"),
+])
+def test_gradient_with_unknown_height_and_width_names_the_op_not_its_input(build, kind, name):
+    """Once "conv2d 'x': ..." (the placeholder's name under the conv's kind)."""
+    with mg.Graph():
+        x = mg.placeholder((None, 3, None, None), name="x")
+        y = build(x, mg.variable(np.ones((4, 3, 3, 3), "float32"), name="w"))
+        with pytest.raises(mg.ShapeError, match=rf"^{kind} '{name}': its gradient needs the input's height and "
+                                                rf"width when the graph is built, but 'x' is \(None, 3, None, None\)"):
+            mg.gradients(ops.sum(y), [x])
