@@ -380,5 +380,5 @@ def test_winner_shape_errors():
         g = mg.placeholder((2, 3, 4, 4))
         with pytest.raises(mg.ShapeError, match=r"max_pool_grad.*gradient \(2, 3, 4, 4\) does not match the winners \(2, 3, 3, 3\)"):
             ops.max_pool_grad(x, g, 2)
-        with pytest.raises(mg.ShapeError, match="static spatial"):
+        with pytest.raises(mg.ShapeError, match="its gradient needs the input.s height and width"):
             ops.max_pool_grad(mg.placeholder((2, 3, None, 6)), g, 2)
