@@ -32,7 +32,7 @@ from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .autodiff import gradients
-from .errors import FeedError, ShapeError
+from .errors import FeedError, GraphError, ShapeError
 from .graph import Graph, Node
 from .op import STEP_COUNT, StateSlot, Op, Variable, apply, placeholder_with_default
 from .spec import Spec, fmt
@@ -281,6 +281,10 @@ class Optimizer:
                 raise TypeError(f"minimize: variable {v.name!r} has non-float dtype {v.dtype}")
         if len(set(var_list)) != len(var_list):
             raise ValueError("minimize: var_list names a variable twice")
+        used = {n.index for n in loss.graph.ancestors([loss])}
+        if not any(v.index in used for v in var_list):  # every gradient zero: a step would do nothing
+            names = ", ".join(repr(v.name) for v in var_list[:5]) + (", ..." if len(var_list) > 5 else "")
+            raise GraphError(f"minimize: loss {loss.name!r} depends on none of the variables of var_list ({names})")
         return var_list
 
 

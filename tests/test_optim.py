@@ -286,3 +286,14 @@ def test_two_optimizers_on_one_variable_in_one_run_both_apply(optimize):
     sess.run([main, aux])
     np.testing.assert_allclose(sess.get_value(w), [0.7, 0.7], rtol=1e-6)
     np.testing.assert_allclose(sess.get_value(b), [0.9, 0.9], rtol=1e-6)
+
+
+def test_a_var_list_the_loss_does_not_depend_on_is_an_error():
+    """It built an update that changed nothing (while no variables at all was an error)."""
+    with mg.Graph():
+        w = mg.variable(np.ones(2, "float32"), name="w")
+        v = mg.variable(np.ones(2, "float32"), name="v")
+        loss = ops.sum(w * w)
+        with pytest.raises(mg.GraphError, match=r"loss 'sum' depends on none of the variables of var_list \('v'\)"):
+            mg.optim.SGD(0.1).minimize(loss, var_list=[v])
+        mg.optim.SGD(0.1).minimize(loss, var_list=[w, v])  # some of them: fine, v's gradient is zero
