@@ -36,3 +36,9 @@ class ModelFileError(CheckpointError):
 
 class NumericsError(MinigraphError, ArithmeticError):
     """A node's output holds NaN or Inf (raised by a session with `check_numerics`)."""
+
+
+class ArgumentError(MinigraphError, TypeError, ValueError):
+    """An argument of the wrong type or out of its range (`ops.sum(x, axis="12")`,
+    `SGD(True)`, a name that is not a string). Both a TypeError and a ValueError, so that an
+    `except` clause written for either keeps working."""

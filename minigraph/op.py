@@ -57,9 +57,10 @@ from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from .checks import as_bool
 from .errors import ShapeError
 from .graph import Node, graph_of
-from .spec import Spec, as_dtype, as_shape, fmt, shapes_compatible
+from .spec import Spec, as_dtype, as_shape, check_numeric, fmt, shapes_compatible
 
 
 class StateSlot(NamedTuple):
@@ -448,16 +449,20 @@ def placeholder_with_default(default, shape=None, name: Optional[str] = None) ->
 
 
 def variable(initial_value, name: Optional[str] = None, trainable: bool = True, dtype=None) -> Node:
-    """A value that persists in the session across runs (weights), starting at `initial_value`."""
+    """A value that persists in the session across runs (weights), starting at `initial_value`
+    (numbers or bools: strings, None or other objects are an ArgumentError)."""
     value = np.array(initial_value, dtype=None if dtype is None else as_dtype(dtype), copy=True)
+    check_numeric(value.dtype, f"variable {name!r}" if name else "variable")
     value.setflags(write=False)
     graph = graph_of(())
-    return graph.add_node(Variable(value, bool(trainable)), [], name or "variable")
+    return graph.add_node(Variable(value, as_bool(trainable, "variable: trainable")), [], name or "variable")
 
 
 def constant(value, dtype=None, name: Optional[str] = None) -> Node:
-    """A fixed array in the graph (its dtype kept unless `dtype` is given)."""
+    """A fixed array in the graph (its dtype kept unless `dtype` is given), of numbers or bools:
+    strings, None or other objects are an ArgumentError."""
     arr = np.array(value, dtype=None if dtype is None else as_dtype(dtype), copy=True)
+    check_numeric(arr.dtype, f"constant {name!r}" if name else "constant")
     arr.setflags(write=False)
     graph = graph_of(())
     return graph.add_node(Constant(arr), [], name or "Const")

@@ -6,6 +6,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
+from minigraph.checks import as_axis
 from minigraph.errors import ShapeError
 from minigraph.graph import graph_of
 from minigraph.op import Op, apply
@@ -81,9 +82,7 @@ def argmax(x, axis: int = -1, name: Optional[str] = None):
 
     >>> predicted = ops.argmax(logits, axis=1)      # (N, classes) -> (N,)
     """
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"argmax: axis must be an int, got {axis!r}")
-    return apply(ArgMax(int(axis)), [x], name)
+    return apply(ArgMax(as_axis(axis, "argmax: axis")), [x], name)
 
 
 __all__ = ["where", "argmax", "Where", "ArgMax"]
