@@ -57,6 +57,7 @@ from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from .casting import checked_cast
 from .checks import as_bool
 from .errors import ShapeError
 from .graph import Node, graph_of
@@ -259,10 +260,22 @@ def apply(op: Op, inputs: Sequence[Any], name: Optional[str] = None) -> Node:
 
 
 def _literal(graph, value, ref: Optional[np.dtype]) -> Node:
+    return graph.add_node(Constant(_frozen(literal_array(value, ref))), [], "Const")
+
+
+def literal_array(value, ref: Optional[np.dtype]) -> np.ndarray:
+    """A Python number or array used beside nodes, as an array: in the nodes' dtype `ref` when
+    both are numeric (and `ref` is floating or `value` is not) and every value survives the
+    cast, else in its own dtype. `x * 1e300` on float32 x is an ArgumentError, not `x * inf`."""
     arr = np.asarray(value)
     if ref is not None and arr.dtype.kind in "biuf" and (ref.kind == "f" or arr.dtype.kind != "f"):
-        arr = arr.astype(ref)
-    return graph.add_node(Constant(_frozen(arr)), [], "Const")
+        arr = checked_cast(np, arr, ref, f"the constant {_short(value)} used with a node that")
+    return arr
+
+
+def _short(value) -> str:
+    text = repr(value) if np.ndim(value) == 0 else f"array of shape {np.shape(value)}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _frozen(value) -> np.ndarray:

@@ -68,12 +68,12 @@ def where(cond, a, b, name: Optional[str] = None):
     """`a` where `cond` is true, else `b` (all three broadcast; `a` and `b` of one dtype: a
     Python number or array beside a node takes the node's dtype)."""
     from minigraph.graph import Node
-    from minigraph.op import constant
+    from minigraph.op import constant, literal_array
 
     ref = next((v.dtype for v in (a, b) if isinstance(v, Node)), None)
     if ref is not None:
         with graph_of([cond, a, b]):
-            a, b = (v if isinstance(v, Node) else constant(v, dtype=ref) for v in (a, b))
+            a, b = (v if isinstance(v, Node) else constant(literal_array(v, ref)) for v in (a, b))
     return apply(Where(), [cond, a, b], name)
 
 

@@ -166,3 +166,38 @@ def test_batches_batch_size_and_flags_are_checked():
     with pytest.raises(mg.ArgumentError, match="batches: shuffle must be True or False"):
         mg.data.batches(x, y, 2, shuffle="no")
     assert len(list(mg.data.batches(x, y, np.int64(2)))) == 2
+
+
+# ---------------------------------------------------------------------------------
+# values that would not survive the cast to a tensor's dtype
+
+
+def test_python_and_numpy_scalars_that_overflow_the_node_dtype_are_refused():
+    with mg.Graph():
+        x = _x()
+        for big in (1e300, np.float64(1e300), -1e39, np.array([1.0, 1e300])):
+            with pytest.raises(mg.ArgumentError, match="has dtype float32.*would become -?inf"):
+                x * big
+        i = mg.placeholder((2,), dtype="int8", name="i")
+        with pytest.raises(mg.ArgumentError, match="outside int8's range"):
+            ops.where(mg.constant(np.array([True, False])), i, 300)
+        assert (x * 1e30).dtype == np.float32 and (x * float("inf")).dtype == np.float32  # inf stays inf
+
+
+def test_set_value_follows_the_feed_rule():
+    with mg.Graph() as g:
+        w = mg.variable(np.ones(2, "float32"), name="w")
+        n = mg.variable(np.zeros(2, "int32"), name="n")
+    sess = mg.Session(g)
+    with pytest.raises(mg.ArgumentError, match=r"variable 'w' has dtype float32; the float64 value 1e\+300 at "
+                                               r"index \(0,\) is finite, but not in float32 \(it would become inf\)"):
+        sess.set_value(w, [1e300, 1.0])
+    with pytest.raises(mg.ArgumentError, match="variable 'n' has dtype int32; a value of dtype float64 cannot"):
+        sess.set_value(n, [1.5, 2.0])
+    with pytest.raises(mg.ArgumentError, match="outside int32's range"):
+        sess.set_value(n, np.array([2 ** 40, 0]))
+    np.testing.assert_array_equal(sess.get_value(w), [1, 1])  # nothing was written
+    sess.set_value(w, np.array([0.5, np.inf]))
+    sess.set_value(n, [3, 4])
+    np.testing.assert_array_equal(sess.get_value(w), [0.5, np.inf])
+    assert sess.get_value(n).dtype == np.int32 and sess.get_value(n).tolist() == [3, 4]
