@@ -14,7 +14,7 @@
 __version__ = "0.1.0"
 
 from .autodiff import gradients
-from .errors import (BackendError, CheckpointError, FeedError, GraphError, MinigraphError, ModelFileError,
+from .errors import (ArgumentError, BackendError, CheckpointError, FeedError, GraphError, MinigraphError, ModelFileError,
                      NumericsError, SessionClosedError, ShapeError)
 from .graph import Graph, Node, get_default_graph, name_scope, reset_default_graph
 from .op import Cost, Op, apply, constant, placeholder, placeholder_with_default, variable
@@ -41,7 +41,7 @@ def assign(var, value, name=None):
 
 
 __all__ = [
-    "__version__", "gradients", "BackendError", "CheckpointError", "FeedError", "GraphError", "NumericsError", "SessionClosedError",
+    "__version__", "gradients", "ArgumentError", "BackendError", "CheckpointError", "FeedError", "GraphError", "NumericsError", "SessionClosedError",
     "MinigraphError", "ShapeError", "Graph", "Node", "get_default_graph", "name_scope",
     "reset_default_graph", "Cost", "Op", "apply", "constant", "placeholder",
     "placeholder_with_default", "variable", "Session", "Spec", "testing", "ops", "assign",

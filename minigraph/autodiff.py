@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
-from .errors import GraphError, ShapeError
+from .errors import ArgumentError, GraphError, ShapeError
 from .graph import Node, graph_of
 from .spec import fmt, shapes_compatible
 
@@ -17,10 +17,17 @@ Nodes = Union[Node, Sequence[Node]]
 
 
 def _as_list(value: Nodes, what: str) -> List[Node]:
-    items = [value] if isinstance(value, Node) else list(value)
+    """A node or an iterable of nodes -> a list of nodes; anything else is an ArgumentError
+    (a TypeError) naming `what`."""
+    if isinstance(value, Node):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise ArgumentError(f"gradients: {what} must be a node or a list of nodes, got {value!r}") from None
     for v in items:
         if not isinstance(v, Node):
-            raise TypeError(f"gradients: {what} must be nodes, got {type(v).__name__}")
+            raise ArgumentError(f"gradients: {what} must be nodes, got {type(v).__name__} {v!r}")
     return items
 
 

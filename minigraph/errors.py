@@ -41,3 +41,9 @@ class NumericsError(MinigraphError, ArithmeticError):
 class SessionClosedError(MinigraphError, RuntimeError):
     """A session used after `close()` (its variables were dropped: a run would have started
     again from their initial values)."""
+
+
+class ArgumentError(MinigraphError, TypeError, ValueError):
+    """An argument of the wrong type or out of its range (`ops.sum(x, axis="12")`,
+    `SGD(True)`, a name that is not a string). Both a TypeError and a ValueError, so that an
+    `except` clause written for either keeps working."""

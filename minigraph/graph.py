@@ -21,6 +21,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import networkx as nx
 import numpy as np
 
+from .checks import as_str
 from .errors import GraphError, ShapeError
 from .spec import Spec, fmt
 
@@ -164,7 +165,9 @@ class Graph:
     def get(self, name: str) -> Node:
         """The node with this full name ('block1/conv_1'), or, for the name of a scope (a layer
         such as 'block1/conv'), the scope's output: its last node that is not a variable, a
-        constant or a gradient. A miss is a KeyError naming the closest existing names."""
+        constant or a gradient. A miss is a KeyError naming the closest existing names; a name
+        that is not a string is an ArgumentError."""
+        as_str(name, "Graph.get: name")
         node = self._by_name.get(name)
         if node is not None:
             return node
@@ -213,6 +216,7 @@ class Graph:
                     return candidate
 
     def _qualify(self, name: str) -> str:
+        as_str(name, "name")
         if not _NAME_RE.match(name):
             raise ValueError(f"invalid name {name!r}: use letters, digits, '_', '.', '-' (scopes nest with name_scope)")
         return f"{self.current_scope}/{name}" if self.current_scope else name
@@ -220,7 +224,7 @@ class Graph:
     @contextlib.contextmanager
     def name_scope(self, name: str) -> Iterator[str]:
         """Nest the names of nodes built inside under `name` (made unique, like TF)."""
-        full = self.unique_name(self._qualify(name))
+        full = self.unique_name(self._qualify(as_str(name, "name_scope: name")))
         stack = self._scope_stack()
         stack.append(full)
         try:

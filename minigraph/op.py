@@ -57,9 +57,11 @@ from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from .casting import checked_cast
+from .checks import as_bool
 from .errors import ShapeError
 from .graph import Node, graph_of
-from .spec import Spec, as_dtype, as_shape, fmt, shapes_compatible
+from .spec import Spec, as_dtype, as_shape, check_numeric, fmt, shapes_compatible
 
 
 class StateSlot(NamedTuple):
@@ -258,10 +260,22 @@ def apply(op: Op, inputs: Sequence[Any], name: Optional[str] = None) -> Node:
 
 
 def _literal(graph, value, ref: Optional[np.dtype]) -> Node:
+    return graph.add_node(Constant(_frozen(literal_array(value, ref))), [], "Const")
+
+
+def literal_array(value, ref: Optional[np.dtype]) -> np.ndarray:
+    """A Python number or array used beside nodes, as an array: in the nodes' dtype `ref` when
+    both are numeric (and `ref` is floating or `value` is not) and every value survives the
+    cast, else in its own dtype. `x * 1e300` on float32 x is an ArgumentError, not `x * inf`."""
     arr = np.asarray(value)
     if ref is not None and arr.dtype.kind in "biuf" and (ref.kind == "f" or arr.dtype.kind != "f"):
-        arr = arr.astype(ref)
-    return graph.add_node(Constant(_frozen(arr)), [], "Const")
+        arr = checked_cast(np, arr, ref, f"the constant {_short(value)} used with a node that")
+    return arr
+
+
+def _short(value) -> str:
+    text = repr(value) if np.ndim(value) == 0 else f"array of shape {np.shape(value)}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _frozen(value) -> np.ndarray:
@@ -448,16 +462,20 @@ def placeholder_with_default(default, shape=None, name: Optional[str] = None) ->
 
 
 def variable(initial_value, name: Optional[str] = None, trainable: bool = True, dtype=None) -> Node:
-    """A value that persists in the session across runs (weights), starting at `initial_value`."""
+    """A value that persists in the session across runs (weights), starting at `initial_value`
+    (numbers or bools: strings, None or other objects are an ArgumentError)."""
     value = np.array(initial_value, dtype=None if dtype is None else as_dtype(dtype), copy=True)
+    check_numeric(value.dtype, f"variable {name!r}" if name else "variable")
     value.setflags(write=False)
     graph = graph_of(())
-    return graph.add_node(Variable(value, bool(trainable)), [], name or "variable")
+    return graph.add_node(Variable(value, as_bool(trainable, "variable: trainable")), [], name or "variable")
 
 
 def constant(value, dtype=None, name: Optional[str] = None) -> Node:
-    """A fixed array in the graph (its dtype kept unless `dtype` is given)."""
+    """A fixed array in the graph (its dtype kept unless `dtype` is given), of numbers or bools:
+    strings, None or other objects are an ArgumentError."""
     arr = np.array(value, dtype=None if dtype is None else as_dtype(dtype), copy=True)
+    check_numeric(arr.dtype, f"constant {name!r}" if name else "constant")
     arr.setflags(write=False)
     graph = graph_of(())
     return graph.add_node(Constant(arr), [], name or "Const")

@@ -32,7 +32,8 @@ from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .autodiff import gradients
-from .errors import FeedError, GraphError, ShapeError
+from .checks import as_bool, as_float
+from .errors import ArgumentError, FeedError, GraphError, ShapeError
 from .graph import Graph, Node
 from .op import STEP_COUNT, StateSlot, Op, Variable, apply, placeholder_with_default
 from .spec import Spec, fmt
@@ -194,9 +195,7 @@ class Optimizer:
 
     def __init__(self, lr, name: str):
         if not isinstance(lr, Node):
-            lr = float(lr)
-            if not lr > 0 or not math.isfinite(lr):
-                raise ValueError(f"{name}: the learning rate must be a positive number, got {lr}")
+            lr = as_float(lr, f"{name}: the learning rate", positive=True)
         elif lr.shape != () or lr.dtype.kind != "f":
             raise ShapeError(f"{name}: the learning rate node {lr.name!r} must be a float scalar, "
                              f"got {fmt(lr.shape)} {lr.dtype}")
@@ -304,6 +303,9 @@ class SGD(Optimizer):
     def __init__(self, lr, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
                  name: str = "SGD"):
         super().__init__(lr, name)
+        momentum = as_float(momentum, "SGD: momentum", minimum=0.0)
+        nesterov = as_bool(nesterov, "SGD: nesterov")
+        weight_decay = as_float(weight_decay, "SGD: weight_decay")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD: momentum must lie in [0, 1), got {momentum}")
         if nesterov and momentum == 0:
@@ -325,7 +327,11 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  name: str = "Adam"):
         super().__init__(lr, name)
-        b1, b2 = (float(b) for b in betas)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ArgumentError(f"Adam: betas must be a pair of numbers, got {betas!r}")
+        b1, b2 = (as_float(b, "Adam: betas") for b in betas)
+        eps = as_float(eps, "Adam: eps")
+        weight_decay = as_float(weight_decay, "Adam: weight_decay")
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {tuple(betas)}")
         if not eps > 0:

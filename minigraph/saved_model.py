@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .checkpoint import read_archive, write_archive
-from .errors import CheckpointError, ModelFileError
+from .errors import ArgumentError, CheckpointError, ModelFileError
 from .graph import Graph, Node
 from .op import Placeholder, Variable, op_class
 from .session import Session
@@ -57,7 +57,13 @@ class Model:
 
     def run(self, feed: Mapping, outputs: Union[None, str, Sequence[str]] = None):
         """Run the model: `feed` maps input names (or nodes) to arrays; returns {name: array}
-        for every output (or the outputs named: one array for a name, a list for a list)."""
+        for every output (or the outputs named: one array for a name, a list for a list).
+        A `feed` that is not a mapping (e.g. a bare array) is an ArgumentError naming the
+        model's inputs."""
+        if not isinstance(feed, Mapping):
+            raise ArgumentError(f"Model.run: feed must be a dict of input name -> array, e.g. "
+                                f"{{{next(iter(self.inputs), 'x')!r}: images}}, got {type(feed).__name__}; "
+                                f"the model's inputs: {', '.join(self.inputs)}")
         resolved = {}
         for key, value in feed.items():
             node = key if isinstance(key, Node) else self.inputs.get(key)

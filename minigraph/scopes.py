@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence
 
+from .errors import ArgumentError, GraphError
 from .graph import Graph, Node
 from .op import LEAF_OPS, Constant, PlaceholderWithDefault, Variable
 
@@ -157,10 +158,17 @@ __all__ = ["scope_parts", "scope_key", "gradient_owner", "is_gradient", "is_para
 
 def target_nodes(target, what: str) -> List[Node]:
     """The nodes `target` (a Graph, a node or a non-empty list of nodes) stands for: the whole
-    graph, or the outputs and their ancestors, in graph order. `what` names the caller in errors."""
+    graph, or the outputs and their ancestors, in graph order. `what` names the caller in
+    errors; anything else is an ArgumentError (a TypeError) naming the value."""
     if isinstance(target, Graph):
         return list(target.nodes)
-    outs = [target] if isinstance(target, Node) else list(target)
+    try:
+        outs = [target] if isinstance(target, Node) else list(target)
+    except TypeError:
+        outs = []
     if not outs or not all(isinstance(o, Node) for o in outs):
-        raise TypeError(f"{what} expects a Graph, a node or a non-empty list of nodes")
-    return outs[0].graph.ancestors(outs)
+        raise ArgumentError(f"{what} expects a Graph, a node or a non-empty list of nodes, got {target!r}")
+    graph = outs[0].graph
+    if any(o.graph is not graph for o in outs):
+        raise GraphError(f"{what}: the nodes belong to different graphs")
+    return graph.ancestors(outs)

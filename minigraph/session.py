@@ -186,11 +186,16 @@ class Session:
             self._lock.release(write=False)
 
     def set_value(self, var: Node, value) -> None:
-        """Overwrite a variable's value (shape and dtype must match its initial value)."""
+        """Overwrite a variable's value. The shape must match; the value is cast to the
+        variable's dtype only when every value survives (the rule of feeds: 1e300 on a float32
+        variable, 1.5 on an int one are ArgumentErrors, not inf and 1)."""
+        from .casting import checked_cast
         self._check_variable(var)
-        arr = np.asarray(value) if not self.backend.is_array(value) else value
+        on_device = self.backend.is_array(value)
+        arr = value if on_device else np.asarray(value)
         if tuple(arr.shape) != var.shape:
             raise ValueError(f"variable {var.name!r} has shape {fmt(var.shape)}, value has {fmt(tuple(arr.shape))}")
+        arr = checked_cast(self.backend.xp if on_device else np, arr, var.dtype, f"variable {var.name!r}")
         new = self.backend.asarray(arr.astype(var.dtype, copy=True))
         self._acquire(write=True)
         try:

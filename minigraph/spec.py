@@ -5,6 +5,9 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .checks import is_int
+from .errors import ArgumentError
+
 Shape = Tuple[Optional[int], ...]
 
 
@@ -16,28 +19,45 @@ class Spec(NamedTuple):
 
 
 def as_shape(shape: Sequence[Optional[int]] | int | None) -> Shape:
-    """Normalise a user-given shape to a tuple of ints and Nones, checking it."""
+    """Normalise a user-given shape (an int, or a list or tuple of ints >= 0 and Nones) to a
+    tuple of ints and Nones; anything else (a bool or float dimension, a string) is an
+    ArgumentError (a TypeError and a ValueError)."""
     if shape is None:
-        raise TypeError("a shape is required (use None for unknown dimensions, e.g. (None, 3))")
-    if isinstance(shape, (int, np.integer)):
+        raise ArgumentError("a shape is required (use None for unknown dimensions, e.g. (None, 3))")
+    if is_int(shape):
         shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise ArgumentError(f"a shape must be an int or a tuple of ints and Nones, got {shape!r}")
     out = []
     for d in shape:
         if d is None:
             out.append(None)
-        elif isinstance(d, (int, np.integer)) and d >= 0:
+        elif is_int(d) and d >= 0:
             out.append(int(d))
         else:
-            raise ValueError(f"invalid dimension {d!r} in shape {tuple(shape)!r}")
+            raise ArgumentError(f"invalid dimension {d!r} in shape {tuple(shape)!r}: "
+                                f"dimensions are ints >= 0 or None")
     return tuple(out)
 
 
+NUMERIC_KINDS = "biufc"  # bool, signed and unsigned ints, floats, complex
+
+
 def as_dtype(dtype) -> np.dtype:
-    """A NumPy dtype from a name or type ('float32', np.int64, ...)."""
+    """A numeric or bool NumPy dtype from a name or type ('float32', np.int64, ...); an unknown
+    dtype or one that holds no numbers (object, str, bytes, dates) is an ArgumentError."""
     try:
-        return np.dtype(dtype)
+        out = np.dtype(dtype)
     except TypeError as exc:
-        raise TypeError(f"unknown dtype {dtype!r}") from exc
+        raise ArgumentError(f"unknown dtype {dtype!r}") from exc
+    check_numeric(out, f"dtype {dtype!r}")
+    return out
+
+
+def check_numeric(dtype: np.dtype, what: str) -> None:
+    """ArgumentError naming `what` unless `dtype` holds bools or numbers."""
+    if np.dtype(dtype).kind not in NUMERIC_KINDS:
+        raise ArgumentError(f"{what}: minigraph tensors hold bools or numbers, not {np.dtype(dtype)} values")
 
 
 def fmt(shape: Shape) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional, Sequence
 
+from minigraph.checks import as_int
 from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
@@ -168,9 +169,11 @@ def concat(xs: Sequence, axis: int = 1, name: Optional[str] = None) -> Node:
 
 def slice_axis(x, start: int, stop: int, axis: int = 1, name: Optional[str] = None) -> Node:
     """x[..., start:stop, ...] along `axis` (default: channels); 0 <= start <= stop <= size."""
-    return apply(Slice(_axis(x, axis, "slice_axis"), int(start), int(stop)), [x], name)
+    return apply(Slice(_axis(x, axis, "slice_axis"), as_int(start, "slice_axis: start"),
+                       as_int(stop, "slice_axis: stop")), [x], name)
 
 
 def pad_axis(x, before: int, after: int, axis: int = 1, name: Optional[str] = None) -> Node:
     """x with `before` and `after` zeros added along `axis` (the gradient of `slice_axis`)."""
-    return apply(PadAxis(_axis(x, axis, "pad_axis"), int(before), int(after)), [x], name)
+    return apply(PadAxis(_axis(x, axis, "pad_axis"), as_int(before, "pad_axis: before"),
+                         as_int(after, "pad_axis: after")), [x], name)

@@ -8,6 +8,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
+from minigraph.checks import as_axis
 from minigraph.dispatch import register_kernel
 from minigraph.errors import FeedError, ShapeError
 from minigraph.op import Op, StateSlot, apply, check_float, check_rank, constant_value
@@ -129,12 +130,12 @@ class OneHot(Op):
 
 def softmax(x, axis: int = -1, name: Optional[str] = None):
     """exp(x) / sum(exp(x)) along `axis` (stable for large inputs)."""
-    return apply(Softmax(int(axis)), [x], name)
+    return apply(Softmax(as_axis(axis, "softmax: axis")), [x], name)
 
 
 def log_softmax(x, axis: int = -1, name: Optional[str] = None):
     """log(softmax(x)) along `axis`, computed as x - logsumexp(x) (stable)."""
-    return apply(LogSoftmax(int(axis)), [x], name)
+    return apply(LogSoftmax(as_axis(axis, "log_softmax: axis")), [x], name)
 
 
 def softmax_cross_entropy(logits, labels, name: Optional[str] = None):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional
 
+from minigraph.checks import as_bool
 from minigraph.dispatch import register_kernel
 from minigraph.errors import ShapeError
 from minigraph.graph import Node
@@ -293,7 +294,7 @@ def avg_pool(x, size, stride=None, padding="VALID", count_include_pad: bool = Fa
     Padded cells are left out of the mean unless `count_include_pad` (then every window
     divides by KH * KW). Arguments as in `max_pool`.
     """
-    op = AvgPool(**_geometry(x, size, stride, padding, "avg_pool"), count_include_pad=bool(count_include_pad))
+    op = AvgPool(**_geometry(x, size, stride, padding, "avg_pool"), count_include_pad=as_bool(count_include_pad, "avg_pool: count_include_pad"))
     return apply(op, [x], name)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Optional, Tuple
 
-import numpy as np
 
+from minigraph.checks import as_axes, as_bool
 from minigraph.errors import ShapeError
 from minigraph.op import Op, apply, check_float
 from minigraph.spec import Spec, fmt
@@ -15,9 +15,9 @@ from .elementwise import broadcast_like, mul
 
 def normalize_axes(axis, ndim: int, shape=None) -> Tuple[int, ...]:
     """Sorted non-negative axes from None, an int or a sequence; errors name the shape."""
-    if axis is None:
+    axes = as_axes(axis, "axis")
+    if axes is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
         if not -ndim <= a < ndim:
@@ -126,20 +126,16 @@ class ReciprocalCount(Op):
         return [None]
 
 
-def _axis_attr(axis) -> Optional[Tuple[int, ...]]:
-    if axis is None:
-        return None
-    return (int(axis),) if isinstance(axis, (int, np.integer)) else tuple(int(a) for a in axis)
-
-
 def sum(x, axis=None, keepdims: bool = False, name: Optional[str] = None):  # noqa: A001
-    """The sum over `axis` (None: all axes; an int or a tuple)."""
-    return apply(Sum(_axis_attr(axis), bool(keepdims)), [x], name)
+    """The sum over `axis` (None: all axes; an int or a tuple); a float, bool or string axis
+    or a non-bool `keepdims` is an ArgumentError."""
+    return apply(Sum(as_axes(axis, "sum: axis"), as_bool(keepdims, "sum: keepdims")), [x], name)
 
 
 def mean(x, axis=None, keepdims: bool = False, name: Optional[str] = None):
-    """The mean over `axis` (None: all axes; an int or a tuple)."""
-    return apply(Mean(_axis_attr(axis), bool(keepdims)), [x], name)
+    """The mean over `axis` (None: all axes; an int or a tuple); a float, bool or string axis
+    or a non-bool `keepdims` is an ArgumentError."""
+    return apply(Mean(as_axes(axis, "mean: axis"), as_bool(keepdims, "mean: keepdims")), [x], name)
 
 
 def expand_dims(x, axes, name: Optional[str] = None):

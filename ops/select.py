@@ -6,6 +6,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
+from minigraph.checks import as_axis
 from minigraph.errors import ShapeError
 from minigraph.graph import graph_of
 from minigraph.op import Op, apply
@@ -67,12 +68,12 @@ def where(cond, a, b, name: Optional[str] = None):
     """`a` where `cond` is true, else `b` (all three broadcast; `a` and `b` of one dtype: a
     Python number or array beside a node takes the node's dtype)."""
     from minigraph.graph import Node
-    from minigraph.op import constant
+    from minigraph.op import constant, literal_array
 
     ref = next((v.dtype for v in (a, b) if isinstance(v, Node)), None)
     if ref is not None:
         with graph_of([cond, a, b]):
-            a, b = (v if isinstance(v, Node) else constant(v, dtype=ref) for v in (a, b))
+            a, b = (v if isinstance(v, Node) else constant(literal_array(v, ref)) for v in (a, b))
     return apply(Where(), [cond, a, b], name)
 
 
@@ -81,9 +82,7 @@ def argmax(x, axis: int = -1, name: Optional[str] = None):
 
     >>> predicted = ops.argmax(logits, axis=1)      # (N, classes) -> (N,)
     """
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"argmax: axis must be an int, got {axis!r}")
-    return apply(ArgMax(int(axis)), [x], name)
+    return apply(ArgMax(as_axis(axis, "argmax: axis")), [x], name)
 
 
 __all__ = ["where", "argmax", "Where", "ArgMax"]

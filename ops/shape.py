@@ -6,7 +6,8 @@ from typing import ClassVar, Optional, Tuple
 
 import numpy as np
 
-from minigraph.errors import ShapeError
+from minigraph.checks import as_axes, as_int, is_int
+from minigraph.errors import ArgumentError, ShapeError
 from minigraph.op import Op, apply
 from minigraph.spec import Spec, fmt, num_elements
 
@@ -106,8 +107,13 @@ class Transpose(Op):
 
 
 def reshape(x, shape, name: Optional[str] = None):
-    """x with a new shape (one entry may be -1, inferred)."""
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+    """x with a new shape: an int or a list/tuple of ints (one entry may be -1, inferred); a
+    float, bool, None or string entry is an ArgumentError."""
+    if is_int(shape):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise ArgumentError(f"reshape: shape must be an int or a tuple of ints, got {shape!r}")
+    shape = tuple(as_int(d, f"reshape: each dimension of shape {tuple(shape)!r}") for d in shape)
     return apply(Reshape(shape), [x], name)
 
 
@@ -126,7 +132,7 @@ def transpose(x, axes=None, name: Optional[str] = None):
     if axes is None:
         axes = tuple(reversed(range(x.ndim)))
     else:
-        axes = tuple(int(a) for a in axes)
+        axes = as_axes(axes, "transpose: axes")
         bad = [a for a in axes if not -x.ndim <= a < x.ndim]
         if bad:
             raise ShapeError(f"transpose: axis {bad[0]} is out of range for shape {fmt(x.shape)}")

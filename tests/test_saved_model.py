@@ -153,6 +153,9 @@ def _description(path):
 def test_files_that_are_not_good_models_are_clear_errors(tmp_path):
     path, sess, x, y = _saved(tmp_path)
     assert mg.load_model(path).run({"x": np.ones((1, 4), "float32")}, "probs").shape == (1, 2)
+    with pytest.raises(mg.ArgumentError, match="Model.run: feed must be a dict of input name -> array, "
+                                               "e.g. {'x': images}, got ndarray; the model's inputs: x"):
+        mg.load_model(path).run(np.ones((1, 4), "float32"), "probs")
     with pytest.raises(mg.ModelFileError, match="no model file at"):
         mg.load_model(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from minigraph.autodiff import gradients
-from minigraph.errors import FeedError, ShapeError
+from minigraph.errors import ArgumentError, FeedError, GraphError, ShapeError
 from minigraph.graph import Graph, Node
 from minigraph.op import placeholder
 
@@ -38,12 +38,25 @@ def check_logits(logits: Node) -> int:
 
 def class_score_gradients(logits: Node, wrt: Sequence[Node]) -> Tuple[Node, List[Node]]:
     """(seed, grads): a placeholder shaped like `logits` and, for each node of `wrt`, the node
-    d(sum(logits * seed)) / d(node). Built in `logits`' graph on first use, then reused."""
+    d(sum(logits * seed)) / d(node). Built in `logits`' graph on first use, then reused.
+
+    A node of `wrt` that `logits` do not depend on (its gradient, and so any map made from it,
+    would be zero everywhere) is a GraphError naming both."""
     check_logits(logits)
     graph = logits.graph
     key = (logits.index,) + tuple(n.index for n in wrt)
     built = _BUILT.setdefault(graph, {})
     if key not in built:
+        ancestors = None
+        for node in wrt:
+            if not isinstance(node, Node):
+                raise ArgumentError(f"expected a node to explain, got {node!r}")
+            if node.graph is not graph:
+                raise GraphError(f"{node.name!r} belongs to another graph than the logits {logits.name!r}")
+            ancestors = ancestors or {n.index for n in graph.ancestors([logits])}
+            if node.index not in ancestors:
+                raise GraphError(f"the logits {logits.name!r} do not depend on {node.name!r}: its "
+                                 f"class-score gradient, and any map made from it, would be zero everywhere")
         with graph, graph.name_scope("viz"):
             seed = placeholder(logits.shape, dtype=logits.dtype, name="class_seed")
         grads = gradients(logits, list(wrt), grad_ys=[seed])

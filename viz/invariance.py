@@ -70,6 +70,8 @@ def translation_invariance(sess, x: Node, logits: Node, images: np.ndarray, laye
     images = np.asarray(images)
     if images.ndim != 4:
         raise ShapeError(f"translation_invariance: images must be (N, C, H, W), got shape {images.shape}")
+    if not len(images):
+        raise ShapeError("translation_invariance: images is empty; it needs at least one image")
     shifts = [int(s) for s in shifts]
     if not shifts or min(shifts) < 0:
         raise ValueError(f"shifts must be pixel counts >= 0, got {shifts!r}")

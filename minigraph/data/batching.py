@@ -5,6 +5,7 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
+from ..checks import as_bool, as_int
 from .lazy import LazyImages
 
 __all__ = ["Batch", "Batches", "batches"]
@@ -66,8 +67,10 @@ class Batches:
                  augment: Optional[Augment] = None, rank: int = 0, size: int = 1):
         if len(x) != len(y):
             raise ValueError(f"batches: {len(x)} inputs but {len(y)} labels")
-        if int(batch_size) < 1:
-            raise ValueError(f"batches: batch_size must be >= 1, got {batch_size}")
+        batch_size = as_int(batch_size, "batches: batch_size", minimum=1)
+        rank, size = as_int(rank, "batches: rank"), as_int(size, "batches: size")
+        seed, epoch, start = as_int(seed, "batches: seed"), as_int(epoch, "batches: epoch"), as_int(start, "batches: start")
+        shuffle, drop_last = as_bool(shuffle, "batches: shuffle"), as_bool(drop_last, "batches: drop_last")
         if int(size) < 1 or not 0 <= int(rank) < int(size):
             raise ValueError(f"batches: need 0 <= rank < size, got rank {rank} of size {size}")
         if int(batch_size) % int(size):

@@ -58,3 +58,19 @@ def test_picture_and_errors(tiny, images, tmp_path, size_of):
         mg.viz.grad_cam(tiny.sess, tiny.logits, tiny.logits, {tiny.x: images}, 0)
     with pytest.raises(mg.FeedError, match="no fed 4-D placeholder"):
         mg.viz.grad_cam(tiny.sess, tiny.logits, tiny.act, {}, 0)
+
+
+def test_a_layer_the_logits_do_not_depend_on_is_an_error():
+    """Its gradient is zero everywhere: an all-zero map would look like an answer."""
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 1, 4, 4), dtype="float64", name="x")
+        other = mg.placeholder((None, 1, 4, 4), dtype="float64", name="other")
+        side = mg.ops.relu(x * 2.0, name="side")
+        logits = mg.ops.reshape(mg.ops.mean(x, axis=(2, 3)), (-1, 1), name="pooled") * np.ones((1, 2))
+    sess = mg.Session(g)
+    feed = {x: np.ones((2, 1, 4, 4)), other: np.ones((2, 1, 4, 4))}
+    with pytest.raises(mg.GraphError, match=f"the logits {logits.name!r} do not depend on 'side'"):
+        mg.viz.grad_cam(sess, logits, side, feed, 0, image=x)
+    with pytest.raises(mg.GraphError, match="do not depend on 'other'"):
+        mg.viz.saliency(sess, logits, other, feed, 0)
+    assert mg.viz.grad_cam(sess, logits, x, feed, 0, image=x).cam.shape == (2, 4, 4)  # x itself is fine

@@ -74,3 +74,5 @@ def test_errors(tiny):
         mg.viz.translation_invariance(tiny.sess, tiny.x, tiny.logits, images, {}, shifts=[-1])
     with pytest.raises(ValueError, match="labels must be one per image"):
         mg.viz.translation_invariance(tiny.sess, tiny.x, tiny.logits, images, {}, labels=[1, 2, 3])
+    with pytest.raises(mg.ShapeError, match="images is empty; it needs at least one image"):
+        mg.viz.translation_invariance(tiny.sess, tiny.x, tiny.logits, images[:0], {})
