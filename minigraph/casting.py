@@ -7,18 +7,21 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ArgumentError
+from .spec import fmt
 
 
-def checked_cast(xp, value, dtype, what: str, error=ArgumentError):
+def checked_cast(xp, value, dtype, what: str, error=ArgumentError, given: str = ""):
     """`value` (an array of namespace `xp`) cast to `dtype` when every value survives: within
     the kind (NumPy's same_kind rule, bool to anything), integers in the target's range, finite
     floats (integers included) still finite. Otherwise `error`, its message starting with
-    `what` and naming both dtypes and the first value that would not survive."""
+    `what` and naming both dtypes and the first value that would not survive (`given`, e.g.
+    "fed ", qualifies "value" there)."""
     src, dst = np.dtype(value.dtype), np.dtype(dtype)
     if src == dst:
         return value
     if not np.can_cast(src, dst, "same_kind"):
-        raise error(f"{what} has dtype {dst}; a value of dtype {src} cannot be cast to it safely")
+        raise error(f"{what} has dtype {dst}; a value of dtype {src} {fmt(tuple(value.shape))} "
+                    "cannot be cast to it safely")
     with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found and reported below
         cast = value.astype(dst)
     if dst.kind in "iu" and src.kind in "iu" and value.size:
@@ -36,7 +39,7 @@ def checked_cast(xp, value, dtype, what: str, error=ArgumentError):
         original = (value[first] if first else value).item()
         shown = problem.format((cast[first] if first else cast).item())
         where = f" at index {first}" if first else ""
-        raise error(f"{what} has dtype {dst}; the {src} value {original!r}{where} is {shown}: "
+        raise error(f"{what} has dtype {dst}; the {given}{src} value {original!r}{where} is {shown}: "
                     f"it would not survive the cast")
     return cast
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import dispatch, numerics
 from .backend import Backend, get_backend
+from .casting import checked_cast
 from .cuda.graphs import runner_for
 from .errors import FeedError, GraphError, SessionClosedError
 from .fetches import flatten_fetches
@@ -189,7 +190,6 @@ class Session:
         """Overwrite a variable's value. The shape must match; the value is cast to the
         variable's dtype only when every value survives (the rule of feeds: 1e300 on a float32
         variable, 1.5 on an int one are ArgumentErrors, not inf and 1)."""
-        from .casting import checked_cast
         self._check_variable(var)
         on_device = self.backend.is_array(value)
         arr = value if on_device else np.asarray(value)
@@ -379,35 +379,10 @@ def _with_trace(check, trace):
 
 
 def lossless_cast(xp, node: Node, value):
-    """`value` cast to the placeholder's dtype when every value survives: within the kind
-    (NumPy's same_kind rule, bool to anything), integers in the target's range, floats that were
-    finite (integers included) still finite. Otherwise a FeedError naming the placeholder, both dtypes and the first
-    value that would not survive."""
-    src, dst = np.dtype(value.dtype), node.dtype
-    if not np.can_cast(src, dst, "same_kind"):
-        raise FeedError(f"placeholder {node.name!r} has dtype {dst}; a value of dtype {src} "
-                        f"{fmt(tuple(value.shape))} cannot be cast to it safely")
-    with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found and reported below
-        cast = value.astype(dst)
-    if dst.kind in "iu" and src.kind in "iu" and value.size:
-        info = np.iinfo(dst)
-        bad = (value < info.min) | (value > info.max)
-        what = f"outside {dst}'s range [{info.min}, {info.max}]"
-    elif dst.kind == "f" and src.kind == "f":
-        bad = xp.isfinite(value) & ~xp.isfinite(cast)
-        what = f"finite, but not in {dst} (it would become {{}})"
-    elif dst.kind == "f" and src.kind in "iu":
-        bad = ~xp.isfinite(cast)
-        what = f"beyond {dst}'s range (it would become {{}})"
-    else:
-        return cast
-    if bool(bad.any()):
-        first = tuple(int(i) for i in np.argwhere(np.asarray(bad.get() if hasattr(bad, "get") else bad))[0])
-        original = (value[first] if first else value).item()
-        shown = what.format((cast[first] if first else cast).item())
-        raise FeedError(f"placeholder {node.name!r} has dtype {dst}; the fed {src} value {original!r} at "
-                        f"index {first} is {shown}: it would not survive the cast")
-    return cast
+    """`value` cast to the placeholder's dtype when every value survives (the rule of
+    `casting.checked_cast`); otherwise a FeedError naming the placeholder, both dtypes and the
+    first value that would not survive."""
+    return checked_cast(xp, value, node.dtype, f"placeholder {node.name!r}", FeedError, given="fed ")
 
 
 __all__ = ["Session", "Snapshot", "lossless_cast"]
