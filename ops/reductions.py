@@ -76,6 +76,14 @@ class Sum(Reduction):
 class Mean(Reduction):
     kind: ClassVar[str] = "mean"
 
+    def infer(self, x: Spec) -> Spec:
+        out = super().infer(x)
+        axes = normalize_axes(self.axis, len(x.shape), x.shape)
+        empty = [a for a in axes if x.shape[a] == 0]
+        if empty:  # 0 / 0: NumPy's NaN and a warning
+            raise ShapeError(f"the mean over axis {empty[0]} of {fmt(x.shape)} is a mean of no values")
+        return out
+
     def forward(self, xp, x):
         return x.mean(axis=self.axis, keepdims=self.keepdims)
 

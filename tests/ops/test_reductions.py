@@ -67,3 +67,16 @@ def test_shape_rule_hypothesis(case):
         p = mg.placeholder(shape)
         y = ops.sum(p, axis=tuple(axes) or None, keepdims=keepdims)
     assert mg.Session(g).run(y, {p: x}).shape == y.shape
+
+
+def test_a_mean_of_no_values_is_an_error_not_nan():
+    """An empty batch fed to a mean over the batch gave NaN (and a NumPy warning)."""
+    with mg.Graph() as g:
+        x = mg.placeholder((None, 3), name="x")
+        over_batch, per_row = ops.mean(x, name="m"), ops.mean(x, axis=1, name="rows")
+    sess = mg.Session(g)
+    with pytest.raises(mg.FeedError, match=r"mean 'm': the mean over axis 0 of \(0, 3\) is a mean of no values"):
+        sess.run(over_batch, {x: np.zeros((0, 3), "float32")})
+    assert sess.run(per_row, {x: np.zeros((0, 3), "float32")}).shape == (0,)  # no mean of nothing: fine
+    with mg.Graph(), pytest.raises(mg.ShapeError, match="mean of no values"):
+        ops.mean(mg.placeholder((2, 0)), axis=1)
