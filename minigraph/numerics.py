@@ -10,9 +10,9 @@ runs no test at all.
 """
 from __future__ import annotations
 
-import os
 from typing import Optional
 
+from . import env
 from .errors import NumericsError
 from .spec import fmt
 
@@ -21,7 +21,7 @@ def enabled(flag: Optional[bool]) -> bool:
     """The session's setting: `flag`, else the environment variable MINIGRAPH_CHECK_NUMERICS."""
     if flag is not None:
         return bool(flag)
-    return os.environ.get("MINIGRAPH_CHECK_NUMERICS", "").strip().lower() in ("1", "true", "yes", "on")
+    return env.switch("MINIGRAPH_CHECK_NUMERICS", default=False)
 
 
 def describe(xp, value) -> str:

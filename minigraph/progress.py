@@ -14,10 +14,11 @@
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Iterable, Optional
+
+from . import env
 
 __all__ = ["progress", "write", "LineProgress", "line_interval"]
 
@@ -26,16 +27,8 @@ DEFAULT_INTERVAL = 30.0
 
 def line_interval() -> float:
     """Seconds between two plain progress lines: $MINIGRAPH_PROGRESS_INTERVAL, else 30."""
-    text = os.environ.get("MINIGRAPH_PROGRESS_INTERVAL")
-    if not text:
-        return DEFAULT_INTERVAL
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"MINIGRAPH_PROGRESS_INTERVAL must be a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"MINIGRAPH_PROGRESS_INTERVAL must be >= 0 seconds, got {text!r}")
-    return value
+    return env.number("MINIGRAPH_PROGRESS_INTERVAL", float, lambda v: v >= 0, "a number of seconds >= 0",
+                      DEFAULT_INTERVAL)
 
 
 def _in_notebook() -> bool:

@@ -31,6 +31,8 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
+from . import env
+
 Chunk = Tuple[int, int]
 
 
@@ -284,16 +286,7 @@ def serial_runtime(xp) -> Runtime:
 
 
 def _env_threads() -> Optional[int]:
-    raw = os.environ.get("MINIGRAPH_THREADS")
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"MINIGRAPH_THREADS must be a positive int, got {raw!r}")
-    return value
+    return env.number("MINIGRAPH_THREADS", int, lambda n: n >= 1, "a positive int")
 
 
 _SERIAL = CpuRuntime(threads=1)

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-from . import dispatch, numerics
+from . import dispatch, env, numerics
 from .backend import Backend, get_backend
 from .casting import checked_cast
 from .cuda.graphs import runner_for
@@ -105,7 +105,7 @@ class Session:
         if self.runtime.xp is not self.xp:
             raise ValueError(f"runtime {self.runtime!r} is for another array namespace than backend {backend!r}")
         if optimize is None:
-            optimize = os.environ.get("MINIGRAPH_OPTIMIZE", "1").strip().lower() not in ("0", "false", "no", "off")
+            optimize = env.switch("MINIGRAPH_OPTIMIZE", default=True)
         self.optimize = bool(optimize)
         self.algorithms: Dict[str, str] = {**dispatch.env_algorithms(), **dict(algorithms or {})}
         self.check_numerics = numerics.enabled(check_numerics)

@@ -32,6 +32,7 @@ import numpy as np
 from minigraph.dispatch import register_kernel
 from minigraph.ops import conv_kernels
 
+from .. import env
 from . import conv_desc, status
 
 MAX_PLANS = 512
@@ -42,8 +43,8 @@ def settings() -> dict:
     layout = os.environ.get("MINIGRAPH_CUDNN_LAYOUT", "nhwc").strip().lower()
     if layout not in conv_desc.LAYOUTS:
         raise ValueError(f"MINIGRAPH_CUDNN_LAYOUT must be one of {', '.join(conv_desc.LAYOUTS)}, got {layout!r}")
-    flag = lambda name: os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
-    return dict(layout=layout, autotune=flag("MINIGRAPH_CUDNN_AUTOTUNE"), tf32=flag("MINIGRAPH_TF32"))
+    return dict(layout=layout, autotune=env.switch("MINIGRAPH_CUDNN_AUTOTUNE", default=False),
+                tf32=env.switch("MINIGRAPH_TF32", default=False))
 
 
 class PlanCache:

@@ -27,7 +27,6 @@ is transparent. `stats()` counts captures, replays and fallbacks.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import weakref
 from typing import Any, Dict, Optional
@@ -35,6 +34,7 @@ from typing import Any, Dict, Optional
 from minigraph.op import Variable
 from minigraph.runtime import DeviceRuntime
 
+from .. import env
 from . import status
 
 
@@ -203,7 +203,7 @@ _default_lock = threading.Lock()
 
 def enabled() -> bool:
     """Whether CUDA graphs are on (MINIGRAPH_CUDA_GRAPHS is not 0)."""
-    return os.environ.get("MINIGRAPH_CUDA_GRAPHS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env.switch("MINIGRAPH_CUDA_GRAPHS", default=True)
 
 
 def default_runner() -> GraphRunner:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import warnings
 from typing import Callable, Optional
+
+from .. import env
 
 LOG = logging.getLogger("minigraph.cuda")
 
@@ -46,7 +47,7 @@ class GpuPath:
 
 def _flag(name: str) -> bool:
     """An on/off environment switch, on unless set to 0/false/no/off."""
-    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env.switch(name, default=True)
 
 
 def probe_cudnn() -> "tuple[Optional[int], Optional[str]]":

@@ -31,6 +31,7 @@ from typing import Any, Callable, Deque, Dict, Optional
 
 import numpy as np
 
+from .. import env
 from ..errors import MinigraphError
 
 DEFAULT_TIMEOUT = 300.0  # seconds; MINIGRAPH_DIST_TIMEOUT overrides it
@@ -42,16 +43,8 @@ class DistributedError(MinigraphError, RuntimeError):
 
 def default_timeout() -> float:
     """`MINIGRAPH_DIST_TIMEOUT` (seconds) if set, else 300."""
-    text = os.environ.get("MINIGRAPH_DIST_TIMEOUT")
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise DistributedError(f"MINIGRAPH_DIST_TIMEOUT must be a positive number of seconds, got {text!r}")
-    return value
+    return env.number("MINIGRAPH_DIST_TIMEOUT", float, lambda v: v > 0, "a positive number of seconds",
+                      DEFAULT_TIMEOUT, DistributedError)
 
 
 @dataclasses.dataclass
