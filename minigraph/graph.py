@@ -260,16 +260,7 @@ class Graph:
             except ShapeError as exc:
                 shown = self._peek_name(base)
                 raise ShapeError(f"{op.kind} {shown!r}: {exc}") from None
-        spec = Spec(tuple(spec.shape), np.dtype(spec.dtype))
-        with self._lock:
-            full = self.unique_name(base)
-            node = Node(self, op, inputs, full, spec, len(self.nodes))
-            self.nodes.append(node)
-            self._by_name[full] = node
-            for x in dict.fromkeys(inputs):
-                self._consumers.setdefault(x.index, []).append(node)
-            self._nx = None
-        return node
+        return self._record(op, inputs, base, spec)
 
     def add_named(self, op, inputs: Sequence[Node], full_name: str, spec: Spec) -> Node:
         """Record a node under the full name `full_name` (a suffix is added if it is taken) with a
@@ -277,6 +268,10 @@ class Graph:
         for x in inputs:
             if not isinstance(x, Node) or x.graph is not self:
                 raise GraphError(f"{op.kind}: input {getattr(x, 'name', x)!r} is not a node of this graph")
+        return self._record(op, inputs, full_name, spec)
+
+    def _record(self, op, inputs: Sequence[Node], full_name: str, spec: Spec) -> Node:
+        """Append the node under `full_name` (made unique) and index it, atomically."""
         spec = Spec(tuple(spec.shape), np.dtype(spec.dtype))
         with self._lock:
             full = self.unique_name(full_name)
