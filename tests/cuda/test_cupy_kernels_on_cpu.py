@@ -15,27 +15,7 @@ from minigraph import ops
 from minigraph.cuda import status
 from minigraph.runtime import CpuRuntime, DeviceRuntime
 
-
-def network(dtype):
-    rng = np.random.default_rng(0)
-    g = mg.Graph()
-    with g:
-        x = mg.placeholder((None, 3, 12, 11), dtype=dtype, name="x")
-        labels = mg.placeholder((None,), dtype="int64", name="labels")
-        w1 = mg.variable(rng.standard_normal((8, 3, 3, 3)).astype(dtype) * 0.3, name="w1")
-        b1 = mg.variable(rng.standard_normal((8, 1, 1)).astype(dtype) * 0.1, name="b1")
-        w2 = mg.variable(rng.standard_normal((4, 8)).astype(dtype) * 0.3, name="w2")
-        w3 = mg.variable(rng.standard_normal((5, 8, 5, 5)).astype(dtype) * 0.1, name="w3")
-        wd = mg.variable(rng.standard_normal((9 * 6 * 6, 7)).astype(dtype) * 0.1, name="wd")
-        h = ops.relu(ops.conv2d(x, w1, padding="SAME") + b1)
-        h = ops.local_response_norm(ops.max_pool(h, 3, 2, padding="SAME"), size=5, alpha=0.1)
-        h = ops.concat([ops.relu(ops.conv1x1(h, w2)), ops.conv2d(h, w3, padding="SAME")], axis=1)
-        h = ops.avg_pool(h, 3, 1, padding="SAME")
-        loss = ops.softmax_cross_entropy(ops.matmul(ops.flatten(h), wd), labels)
-        params = [w1, b1, w2, w3, wd]
-        grads = mg.gradients(loss, params)
-        second = mg.gradients(ops.add_n([ops.sum(gp * gp) for gp in grads]), params)
-    return g, x, labels, [loss] + grads + second
+from inception_like import inception_like
 
 
 @pytest.fixture
@@ -47,7 +27,7 @@ def pretend_cudnn():
 
 @pytest.mark.parametrize("dtype,rtol", [("float32", 2e-4), ("float64", 1e-10)])
 def test_the_cupy_kernels_together_equal_numpy(cpu_kernels, numpy_cudnn, fake_graphs, pretend_cudnn, dtype, rtol):
-    g, x, labels, fetches = network(dtype)
+    g, x, labels, fetches = inception_like(dtype, second_order=True)
     dev = mg.Session(g, runtime=DeviceRuntime(np), optimize=True)
     dev.plan(fetches, [x, labels]).backend = "cupy"  # the kernels chosen for CuPy, run on NumPy
     ref = mg.Session(g, runtime=CpuRuntime(threads=1))

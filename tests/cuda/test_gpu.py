@@ -5,33 +5,13 @@ import numpy as np
 import pytest
 
 import minigraph as mg
-from minigraph import ops
 from minigraph.backend import unavailable_reason
 from minigraph.cuda import graphs, status
 
+from inception_like import inception_like
+
 REASON = unavailable_reason("cupy")
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"cupy backend unavailable: {REASON}")
-
-
-def inception_like(dtype):
-    rng = np.random.default_rng(0)
-    g = mg.Graph()
-    with g:
-        x = mg.placeholder((None, 3, 12, 11), dtype=dtype, name="x")
-        labels = mg.placeholder((None,), dtype="int64", name="labels")
-        w1 = mg.variable(rng.standard_normal((8, 3, 3, 3)).astype(dtype) * 0.3, name="w1")
-        b1 = mg.variable(rng.standard_normal((8, 1, 1)).astype(dtype) * 0.1, name="b1")
-        w2 = mg.variable(rng.standard_normal((4, 8)).astype(dtype) * 0.3, name="w2")
-        w3 = mg.variable(rng.standard_normal((5, 8, 5, 5)).astype(dtype) * 0.1, name="w3")
-        wd = mg.variable(rng.standard_normal((9 * 6 * 6, 7)).astype(dtype) * 0.1, name="wd")
-        h = ops.relu(ops.conv2d(x, w1, padding="SAME", stride=1) + b1)        # conv + bias + relu (fused)
-        h = ops.local_response_norm(ops.max_pool(h, 3, 2, padding="SAME"), size=5, alpha=0.1)
-        h = ops.concat([ops.relu(ops.conv1x1(h, w2)), ops.conv2d(h, w3, padding="SAME")], axis=1)
-        h = ops.avg_pool(h, 3, 1, padding="SAME")
-        logits = ops.matmul(ops.flatten(h), wd)
-        loss = ops.softmax_cross_entropy(logits, labels)
-        grads = mg.gradients(loss, [w1, b1, w2, w3, wd])
-    return g, x, labels, [loss] + grads
 
 
 def feeds(x, labels, seed, n=4, dtype="float32"):
