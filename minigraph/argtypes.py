@@ -8,7 +8,7 @@ import math
 
 def positive_int(text: str) -> int:
     """An integer >= 1."""
-    value = _int(text)
+    value = integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -17,7 +17,7 @@ def positive_int(text: str) -> int:
 def int_between(low: int, high: int):
     """An integer in [low, high] (a type for argparse)."""
     def parse(text: str) -> int:
-        value = _int(text)
+        value = integer(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}, got {text}")
         return value
@@ -26,7 +26,7 @@ def int_between(low: int, high: int):
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0."""
-    value = _int(text)
+    value = integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
     return value
@@ -43,11 +43,12 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _int(text: str) -> int:
+def integer(text: str) -> int:
+    """Any integer."""
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
 
 
-__all__ = ["positive_int", "non_negative_int", "positive_float", "int_between"]
+__all__ = ["integer", "positive_int", "non_negative_int", "positive_float", "int_between"]

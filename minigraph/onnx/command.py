@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from minigraph.argtypes import positive_int
+from minigraph.argtypes import integer, positive_int
 
 from .errors import OnnxExportError, OnnxUnavailableError
 from .exporter import DEFAULT_OPSET, MIN_OPSET, check_opset, export
@@ -16,10 +16,7 @@ from .exporter import DEFAULT_OPSET, MIN_OPSET, check_opset, export
 def _opset(text: str) -> int:
     """An opset export writes (`check_opset`); without the onnx package only the lower bound is
     checked here, and the export itself then says how to install it."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
+    value = integer(text)
     try:
         return check_opset(value)
     except OnnxExportError as exc:

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from minigraph.atomic_file import write_atomic
+from minigraph.checks import is_int
 from minigraph.graph import Node
 
 from . import table
@@ -144,7 +145,7 @@ def newest_opset() -> int:
 def check_opset(opset) -> int:
     """`opset` as an int, or OnnxExportError saying which opsets export writes."""
     newest = newest_opset()
-    if not _is_int(opset) or not MIN_OPSET <= opset <= newest:
+    if not is_int(opset) or not MIN_OPSET <= opset <= newest:
         raise OnnxExportError(f"opset must be an int from {MIN_OPSET} (Softmax's one-axis semantics) to {newest} "
                               f"(the newest the installed onnx package knows), got {opset!r}")
     return int(opset)
@@ -152,13 +153,9 @@ def check_opset(opset) -> int:
 
 def check_batch_size(batch_size) -> int:
     """`batch_size` as an int, or OnnxExportError when it is not an integer >= 1."""
-    if not _is_int(batch_size) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise OnnxExportError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def unsupported(nodes: Sequence[Node], opset: int) -> Dict[str, List[str]]:
