@@ -16,7 +16,7 @@ import os
 import secrets
 from typing import BinaryIO, Callable, List
 
-__all__ = ["write_atomic", "stale_temporaries"]
+__all__ = ["write_atomic", "write_atomic_or_raise", "stale_temporaries"]
 
 
 def write_atomic(path: str, write: Callable[[BinaryIO], None]) -> str:
@@ -42,6 +42,17 @@ def write_atomic(path: str, write: Callable[[BinaryIO], None]) -> str:
         _unlink_quietly(tmp)
         raise
     return path
+
+
+def write_atomic_or_raise(path: str, write: Callable[[BinaryIO], None], error: type, what: str = "") -> str:
+    """`write_atomic(path, write)`, an OSError (a full disk, a missing permission) becoming one
+    line of `error`: "cannot write <what> <path>: <reason> (the previous <what or file> is intact
+    | nothing was written)"."""
+    try:
+        return write_atomic(path, write)
+    except OSError as exc:
+        kept = f"the previous {what or 'file'} is intact" if os.path.exists(path) else "nothing was written"
+        raise error(f"cannot write {what + ' ' if what else ''}{path}: {exc.strerror or exc} ({kept})") from None
 
 
 def stale_temporaries(path: str) -> List[str]:

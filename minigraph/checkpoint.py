@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .atomic_file import write_atomic
+from .atomic_file import write_atomic_or_raise
 from .errors import CheckpointError
 from .npz_reader import Entry, NpzArchive
 from .session import Session
@@ -60,13 +60,7 @@ def write_archive(path, arrays: Dict[str, np.ndarray], what: str = "checkpoint")
     """Write `arrays` as an .npz at `path` atomically (`atomic_file.write_atomic`: the user's
     umask, leftovers of killed writes removed). Creates the folder; returns the path. An
     OSError is a one-line CheckpointError naming `what` is written; the old file stays."""
-    path = os.fspath(path)
-    try:
-        return write_atomic(path, lambda f: np.savez(f, **arrays))
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        kept = f"the previous {what} is intact" if os.path.exists(path) else "nothing was written"
-        raise CheckpointError(f"cannot write {what} {path}: {reason} ({kept})") from None
+    return write_atomic_or_raise(os.fspath(path), lambda f: np.savez(f, **arrays), CheckpointError, what)
 
 
 def read_archive(path, what: str) -> Dict[str, np.ndarray]:

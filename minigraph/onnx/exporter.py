@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from minigraph.atomic_file import write_atomic
+from minigraph.atomic_file import write_atomic_or_raise
 from minigraph.checks import is_int
 from minigraph.graph import Node
 
@@ -246,17 +246,12 @@ def export(fetches, path, session=None, opset: int = DEFAULT_OPSET, dynamic_batc
     dynamic_batch: an unknown (None) first dimension is written as the symbol 'batch'; with
     False, as `batch_size` (an integer >= 1). Other unknown dimensions are symbols 'dim<i>'.
     An opset outside that range or a batch size below 1 is an `OnnxExportError`.
-    The file is written atomically with the user's umask (`atomic_file.write_atomic`, as
+    The file is written atomically with the user's umask (`atomic_file.write_atomic_or_raise`, as
     checkpoints are); an OSError is a one-line `OnnxError` and leaves a previous file intact.
     """
     model = build_model(fetches, session, opset, dynamic_batch, batch_size)
-    path = os.fspath(path)
     data = model.SerializeToString()
-    try:
-        return write_atomic(path, lambda f: f.write(data))
-    except OSError as exc:
-        kept = "the previous file is intact" if os.path.exists(path) else "nothing was written"
-        raise OnnxError(f"cannot write {path}: {exc.strerror or exc} ({kept})") from None
+    return write_atomic_or_raise(os.fspath(path), lambda f: f.write(data), OnnxError)
 
 
 __all__ = ["export", "build_model", "ExportContext", "unsupported", "check_opset", "check_batch_size", "newest_opset",
