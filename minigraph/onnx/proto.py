@@ -108,12 +108,5 @@ def static_shape(value_info_proto, what: str = "value"):
     return dtype, tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in t.shape.dim)
 
 
-def shape_text(value_info_proto) -> str:
-    """A ValueInfoProto's tensor shape as written: sizes, names, '?' for unknown dimensions."""
-    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in value_info_proto.type.tensor_type.shape.dim]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
 __all__ = ["require_onnx", "require_onnxruntime", "to_array", "from_array", "attributes", "float32_decimal", "np_dtype",
-           "elem_type", "value_info", "static_shape", "shape_text", "INSTALL"]
+           "elem_type", "value_info", "static_shape", "INSTALL"]
