@@ -113,7 +113,7 @@ def check_fits(in_hw, k_hw: Pair, stride: Pair, dilation: Pair, pads: Pads, what
         if k < 1:
             raise ShapeError(f"{what} {k_hw} is empty along {axis}")
         if n is not None and n < 1:  # padding alone: max pool's windows were -inf, avg pool's NaN
-            raise ShapeError(f"the input has no pixels along {axis} ({n}): every window would hold "
+            raise ShapeError(f"the input has no pixels along {axis} ({n}): a window would hold nothing, or "
                              f"padding only")
         if max(p) >= effective_size(k, d):
             raise ShapeError(f"padding {p} along {axis} must be smaller than the {what}'s extent "
